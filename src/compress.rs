@@ -1,0 +1,100 @@
+//! zstd compression of blob bodies (format-spec/envelope.md, "Codecs").
+//!
+//! Compression contexts are kept per thread: creating one costs more than
+//! compressing a small chunk.
+
+use std::cell::RefCell;
+use std::io::Cursor;
+
+use crate::error::{Error, Result};
+
+/// Body stored as is.
+pub const CODEC_NONE: u8 = 0x00;
+/// Body is one zstd frame that declares its content size.
+pub const CODEC_ZSTD: u8 = 0x01;
+/// Reserved: a zstd patch against a reference blob (planned, see format-spec).
+pub const CODEC_ZSTD_DELTA: u8 = 0x02;
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
+/// Compress `data` at `level`, appending the frame to `out` (after its current
+/// length). Returns false, leaving `out` as it was, when compression does not
+/// save at least 1/64 of the size: storing the data raw is then cheaper to read.
+pub fn compress_into(data: &[u8], level: i32, out: &mut Vec<u8>) -> bool {
+    let start = out.len();
+    out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+    let mut cursor = Cursor::new(std::mem::take(out));
+    cursor.set_position(start as u64);
+    let ok = COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().map(|(l, _)| *l) != Some(level) {
+            let mut comp = zstd::bulk::Compressor::new(level).expect("zstd context");
+            comp.include_contentsize(true).expect("zstd parameter");
+            comp.include_checksum(false).expect("zstd parameter");
+            *c = Some((level, comp));
+        }
+        let comp = &mut c.as_mut().unwrap().1;
+        comp.compress_to_buffer(data, &mut cursor).is_ok()
+    });
+    *out = cursor.into_inner();
+    let saved = ok && out.len() - start + data.len() / 64 < data.len();
+    if !saved {
+        out.truncate(start);
+    }
+    saved
+}
+
+/// Decompress one zstd frame whose declared content size must be at most `cap`.
+pub fn decompress(frame: &[u8], cap: usize) -> Result<Vec<u8>> {
+    let size = match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(n)) => n,
+        Ok(None) => return Err(Error::corrupt("zstd frame does not declare its size")),
+        Err(_) => return Err(Error::corrupt("invalid zstd frame header")),
+    };
+    if size > cap as u64 {
+        return Err(Error::corrupt(format!(
+            "zstd frame declares {size} bytes, more than the limit of {cap}"
+        )));
+    }
+    let mut out = Vec::with_capacity(size as usize);
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new().expect("zstd context"));
+        }
+        d.as_mut()
+            .unwrap()
+            .decompress_to_buffer(frame, &mut out)
+            .map_err(|e| Error::corrupt(format!("zstd: {e}")))
+    })?;
+    if out.len() as u64 != size {
+        return Err(Error::corrupt("zstd frame is shorter than it declares"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_skip_incompressible() {
+        let text = b"hello hello hello hello hello hello hello hello".repeat(100);
+        let mut out = vec![7u8];
+        assert!(compress_into(&text, 3, &mut out));
+        assert_eq!(out[0], 7);
+        assert_eq!(decompress(&out[1..], text.len()).unwrap(), text);
+        assert!(decompress(&out[1..], text.len() - 1).is_err());
+
+        let noise: Vec<u8> = (0..10000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let mut out = vec![1, 2];
+        let _ = compress_into(&noise, 3, &mut out);
+        // whether or not it paid, the prefix is untouched
+        assert_eq!(&out[..2], &[1, 2]);
+    }
+}

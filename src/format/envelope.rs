@@ -1,0 +1,157 @@
+//! The envelope around every encrypted object (format-spec/envelope.md).
+//!
+//! ```text
+//! envelope  = version[1] || type[1] || nonce[24] || ciphertext || tag[16]
+//! plaintext = codec[1] || body
+//! ad        = "coffre\0" || repo_id[16] || version[1] || type[1] || object_id[32]
+//! ```
+
+use crate::compress::{self, CODEC_NONE, CODEC_ZSTD};
+use crate::crypto::{self, NONCE_LEN, SecretKey, TAG_LEN};
+use crate::error::{Error, Result};
+use crate::format::{FORMAT_VERSION, RepoId};
+
+/// Bytes an envelope adds around a body: version, type, nonce, codec, tag.
+pub const OVERHEAD: usize = 2 + NONCE_LEN + 1 + TAG_LEN;
+const HEADER: usize = 2 + NONCE_LEN;
+const AD_PREFIX: &[u8; 7] = b"coffre\0";
+
+/// The type byte of an envelope. The type is bound into the associated data,
+/// so an object presented as another type fails to open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ObjectType {
+    Config = 0x01,
+    Data = 0x10,
+    Tree = 0x11,
+    ChunkList = 0x12,
+    PackHeader = 0x20,
+    Snapshot = 0x30,
+}
+
+impl ObjectType {
+    pub fn from_byte(b: u8) -> Option<Self> {
+        Some(match b {
+            0x01 => ObjectType::Config,
+            0x10 => ObjectType::Data,
+            0x11 => ObjectType::Tree,
+            0x12 => ObjectType::ChunkList,
+            0x20 => ObjectType::PackHeader,
+            0x30 => ObjectType::Snapshot,
+            _ => return None,
+        })
+    }
+    /// May this type be stored as a blob inside a pack?
+    pub fn is_blob(self) -> bool {
+        matches!(self, ObjectType::Data | ObjectType::Tree | ObjectType::ChunkList)
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectType::Config => "config",
+            ObjectType::Data => "data chunk",
+            ObjectType::Tree => "tree",
+            ObjectType::ChunkList => "chunk list",
+            ObjectType::PackHeader => "pack header",
+            ObjectType::Snapshot => "snapshot",
+        }
+    }
+}
+
+/// Everything an envelope is bound to besides its key.
+#[derive(Clone, Copy, Debug)]
+pub struct Binding<'a> {
+    pub repo_id: &'a RepoId,
+    pub object_type: ObjectType,
+    pub object_id: &'a [u8; 32],
+}
+
+impl Binding<'_> {
+    fn associated_data(&self) -> [u8; 7 + 16 + 1 + 1 + 32] {
+        let mut ad = [0u8; 57];
+        ad[..7].copy_from_slice(AD_PREFIX);
+        ad[7..23].copy_from_slice(&self.repo_id.0);
+        ad[23] = FORMAT_VERSION;
+        ad[24] = self.object_type as u8;
+        ad[25..].copy_from_slice(self.object_id);
+        ad
+    }
+}
+
+/// Seal `plaintext`, compressing it with zstd at `level` when that pays
+/// (`level` = None never compresses). `nonce` is only for test vectors:
+/// production code passes None and gets a fresh random nonce.
+pub fn seal(
+    key: &SecretKey,
+    binding: Binding<'_>,
+    plaintext: &[u8],
+    level: Option<i32>,
+    nonce: Option<[u8; NONCE_LEN]>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
+    out.push(FORMAT_VERSION);
+    out.push(binding.object_type as u8);
+    out.extend_from_slice(&nonce.unwrap_or_else(crypto::random_array));
+    out.push(CODEC_ZSTD);
+    let compressed = match level {
+        Some(level) => compress::compress_into(plaintext, level, &mut out),
+        None => false,
+    };
+    if !compressed {
+        out[HEADER] = CODEC_NONE;
+        out.extend_from_slice(plaintext);
+    }
+    let nonce: [u8; NONCE_LEN] = out[2..HEADER].try_into().unwrap();
+    let tag = crypto::seal_in_place(key, &nonce, &binding.associated_data(), &mut out[HEADER..]);
+    out.extend_from_slice(&tag);
+    out
+}
+
+/// Authenticate, decrypt and decompress an envelope. `cap` bounds the size of
+/// the plaintext after decompression. The tag is checked before anything is
+/// decompressed.
+pub fn open(key: &SecretKey, binding: Binding<'_>, envelope: &[u8], cap: usize) -> Result<Vec<u8>> {
+    let ty = binding.object_type;
+    if envelope.len() < OVERHEAD {
+        return Err(Error::corrupt(format!(
+            "{} is truncated: {} bytes, an envelope has at least {OVERHEAD}",
+            ty.name(),
+            envelope.len()
+        )));
+    }
+    if envelope[0] != FORMAT_VERSION {
+        return Err(Error::corrupt(format!(
+            "{} has unsupported format version {} (this coffre reads {FORMAT_VERSION})",
+            ty.name(),
+            envelope[0]
+        )));
+    }
+    if envelope[1] != ty as u8 {
+        return Err(Error::corrupt(format!(
+            "{} has type byte {:#04x}, expected {:#04x}",
+            ty.name(),
+            envelope[1],
+            ty as u8
+        )));
+    }
+    let nonce: [u8; NONCE_LEN] = envelope[2..HEADER].try_into().unwrap();
+    let tag_at = envelope.len() - TAG_LEN;
+    let tag: [u8; TAG_LEN] = envelope[tag_at..].try_into().unwrap();
+    let mut buf = envelope[HEADER..tag_at].to_vec();
+    crypto::open_in_place(key, &nonce, &binding.associated_data(), &mut buf, &tag)
+        .map_err(|_| Error::corrupt(format!("{} failed authentication", ty.name())))?;
+    match buf[0] {
+        CODEC_NONE => {
+            if buf.len() - 1 > cap {
+                return Err(Error::corrupt(format!("{} is larger than {cap} bytes", ty.name())));
+            }
+            buf.remove(0);
+            Ok(buf)
+        }
+        CODEC_ZSTD => compress::decompress(&buf[1..], cap)
+            .map_err(|e| e.context(format!("decompressing {}", ty.name()))),
+        other => Err(Error::corrupt(format!(
+            "{} uses unknown codec {other:#04x}",
+            ty.name()
+        ))),
+    }
+}

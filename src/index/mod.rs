@@ -1,0 +1,286 @@
+//! The SQLite index (format-spec/index.md): derived state, rebuildable from
+//! the repository's packs and snapshot objects.
+//!
+//! One writer at a time (SQLite's own lock, with a busy timeout); readers use
+//! their own connections in WAL mode and never block the writer. Rows for a
+//! pack are inserted only after the pack is durable, in one transaction, so
+//! every row names a pack that exists.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use crate::error::{Error, Result};
+use crate::format::pack::PackEntry;
+use crate::format::snapshot::Snapshot;
+use crate::format::{BlobId, ObjectType, PackId, RepoId, SnapshotId};
+
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE packs (
+    id INTEGER PRIMARY KEY,
+    name BLOB NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    blobs INTEGER NOT NULL,
+    added_ns INTEGER NOT NULL,
+    verified_ns INTEGER,
+    verify_ok INTEGER
+);
+CREATE TABLE blobs (
+    id BLOB PRIMARY KEY,
+    type INTEGER NOT NULL,
+    pack INTEGER NOT NULL REFERENCES packs(id),
+    offset INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    raw_length INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX blobs_pack ON blobs(pack);
+CREATE TABLE snapshots (
+    id BLOB PRIMARY KEY,
+    time_ns INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    user TEXT NOT NULL,
+    tags TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX snapshots_time ON snapshots(time_ns);
+CREATE TABLE entries (
+    snapshot BLOB NOT NULL REFERENCES snapshots(id),
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (snapshot, name)
+) WITHOUT ROWID;
+CREATE INDEX entries_name ON entries(name);
+";
+
+/// Where a blob lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobLocation {
+    pub pack: PackId,
+    pub blob_type: ObjectType,
+    pub offset: u64,
+    pub length: u32,
+    pub raw_length: u32,
+}
+
+/// A snapshot as the index summarises it.
+#[derive(Clone, Debug)]
+pub struct SnapshotRow {
+    pub id: SnapshotId,
+    pub time_ns: i64,
+    pub host: String,
+    pub user: String,
+    pub tags: Vec<String>,
+    pub entries: Vec<(String, String, u64)>,
+}
+
+pub struct Index {
+    conn: Connection,
+}
+
+fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+}
+
+impl Index {
+    /// Open (creating if needed) the index at `path` for repository `repo_id`.
+    /// Returns the index and whether it was just created (and is empty).
+    pub fn open(path: &Path, repo_id: &RepoId) -> Result<(Index, bool)> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(60))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let created = version == 0;
+        if created {
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .or_else(|e| {
+                // another process may have created it meanwhile
+                let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+                if v == SCHEMA_VERSION { Ok(()) } else { Err(e) }
+            })?;
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('repo_id', ?1)",
+                [repo_id.to_string()],
+            )?;
+        } else if version != SCHEMA_VERSION {
+            return Err(Error::other(format!(
+                "index {} has schema version {version}, this coffre uses {SCHEMA_VERSION}",
+                path.display()
+            ))
+            .with_hint("delete the index file; it is rebuilt from the repository"));
+        }
+        let stored: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'repo_id'", [], |r| r.get(0))
+            .optional()?;
+        if stored.as_deref() != Some(&repo_id.to_string()) {
+            return Err(Error::other(format!("index {} belongs to another repository", path.display()))
+                .with_hint("delete the index file; it is rebuilt from the repository"));
+        }
+        Ok((Index { conn }, created))
+    }
+
+    /// A read-only connection for a worker thread.
+    pub fn open_reader(path: &Path) -> Result<Index> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(60))?;
+        Ok(Index { conn })
+    }
+
+    pub fn lookup(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT p.name, b.type, b.offset, b.length, b.raw_length
+             FROM blobs b JOIN packs p ON p.id = b.pack WHERE b.id = ?1",
+        )?;
+        let row = st
+            .query_row([&id.0[..]], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, u8>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .optional()?;
+        let Some((pack, ty, offset, length, raw_length)) = row else {
+            return Ok(None);
+        };
+        let pack = PackId::from_slice(&pack).ok_or_else(|| Error::corrupt("index holds a bad pack id"))?;
+        let blob_type = ObjectType::from_byte(ty).ok_or_else(|| Error::corrupt("index holds a bad blob type"))?;
+        Ok(Some(BlobLocation {
+            pack,
+            blob_type,
+            offset: offset as u64,
+            length: length as u32,
+            raw_length: raw_length as u32,
+        }))
+    }
+
+    pub fn contains(&self, id: &BlobId) -> Result<bool> {
+        let mut st = self.conn.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1")?;
+        Ok(st.exists([&id.0[..]])?)
+    }
+
+    pub fn has_pack(&self, id: &PackId) -> Result<bool> {
+        let mut st = self.conn.prepare_cached("SELECT 1 FROM packs WHERE name = ?1")?;
+        Ok(st.exists([&id.0[..]])?)
+    }
+
+    /// Record a durable pack and its blobs in one transaction. A blob already
+    /// indexed in another pack keeps its first location.
+    pub fn add_pack(&mut self, pack: &PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO packs (name, size, blobs, added_ns) VALUES (?1, ?2, ?3, ?4)",
+            params![&pack.0[..], size as i64, entries.len() as i64, now_ns()],
+        )?;
+        let pack_row: i64 = tx.query_row("SELECT id FROM packs WHERE name = ?1", [&pack.0[..]], |r| r.get(0))?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR IGNORE INTO blobs (id, type, pack, offset, length, raw_length)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for e in entries {
+                st.execute(params![
+                    &e.id.0[..],
+                    e.blob_type as u8,
+                    pack_row,
+                    e.offset as i64,
+                    e.length as i64,
+                    e.raw_length as i64
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn add_snapshot(&mut self, id: &SnapshotId, snap: &Snapshot) -> Result<()> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO snapshots (id, time_ns, host, user, tags) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                &id.0[..],
+                snap.time_ns()?,
+                snap.host,
+                snap.user,
+                serde_json::to_string(&snap.tags).unwrap()
+            ],
+        )?;
+        tx.execute("DELETE FROM entries WHERE snapshot = ?1", [&id.0[..]])?;
+        for e in &snap.entries {
+            let kind = match e.kind {
+                crate::format::snapshot::EntryKind::Stream => "stream",
+                crate::format::snapshot::EntryKind::Tree => "tree",
+            };
+            tx.execute(
+                "INSERT INTO entries (snapshot, name, kind, size) VALUES (?1, ?2, ?3, ?4)",
+                params![&id.0[..], e.name, kind, e.size as i64],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
+        let mut st = self.conn.prepare("SELECT id FROM snapshots")?;
+        let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(SnapshotId::from_slice(&r?).ok_or_else(|| Error::corrupt("index holds a bad snapshot id"))?);
+        }
+        Ok(out)
+    }
+
+    /// All snapshots, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotRow>> {
+        let mut st = self.conn.prepare("SELECT id, time_ns, host, user, tags FROM snapshots ORDER BY time_ns, id")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        let mut est = self.conn.prepare_cached("SELECT name, kind, size FROM entries WHERE snapshot = ?1 ORDER BY name")?;
+        for r in rows {
+            let (id, time_ns, host, user, tags) = r?;
+            let entries = est
+                .query_map([&id[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            out.push(SnapshotRow {
+                id: SnapshotId::from_slice(&id).ok_or_else(|| Error::corrupt("index holds a bad snapshot id"))?,
+                time_ns,
+                host,
+                user,
+                tags: serde_json::from_str(&tags).unwrap_or_default(),
+                entries,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn remove_snapshot(&mut self, id: &SnapshotId) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM entries WHERE snapshot = ?1", [&id.0[..]])?;
+        tx.execute("DELETE FROM snapshots WHERE id = ?1", [&id.0[..]])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn pack_count(&self) -> Result<u64> {
+        Ok(self.conn.query_row("SELECT count(*) FROM packs", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+}

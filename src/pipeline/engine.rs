@@ -1,0 +1,150 @@
+//! The ordered producer → workers → consumer engine shared by backup and restore.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossbeam_channel::{Sender, bounded, unbounded};
+
+use crate::error::{Error, Result};
+
+/// Handed to the producer: sends work, numbered in order.
+pub struct Emitter<'a, W, E> {
+    seq: u64,
+    tx: Sender<(u64, Job<W, E>)>,
+    stop: &'a AtomicBool,
+}
+
+pub enum Job<W, E> {
+    /// Work for a worker.
+    Work(W),
+    /// Passed through to the consumer untouched, in order.
+    Event(E),
+}
+
+pub enum Done<O, E> {
+    Output(O),
+    Event(E),
+}
+
+impl<W, E> Emitter<'_, W, E> {
+    fn send(&mut self, job: Job<W, E>) -> Result<()> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(Error::other("stopped"));
+        }
+        self.tx.send((self.seq, job)).map_err(|_| Error::other("stopped"))?;
+        self.seq += 1;
+        Ok(())
+    }
+    pub fn work(&mut self, w: W) -> Result<()> {
+        self.send(Job::Work(w))
+    }
+    pub fn event(&mut self, e: E) -> Result<()> {
+        self.send(Job::Event(e))
+    }
+}
+
+/// Run `produce` on its own thread, `work` on `workers` threads (each with a
+/// state made by `init`), and feed results to `consume` in the order the
+/// producer emitted them. The first error anywhere stops everything and is
+/// returned; a producer "stopped" error caused by that stop is not reported.
+pub fn run<W, E, O, S>(
+    workers: usize,
+    queue: usize,
+    produce: impl FnOnce(&mut Emitter<'_, W, E>) -> Result<()> + Send,
+    init: impl Fn() -> Result<S> + Sync,
+    work: impl Fn(&mut S, W) -> Result<O> + Sync,
+    mut consume: impl FnMut(Done<O, E>) -> Result<()>,
+) -> Result<()>
+where
+    W: Send,
+    E: Send,
+    O: Send,
+{
+    let stop_flag = AtomicBool::new(false);
+    let stop = &stop_flag;
+    let (job_tx, job_rx) = bounded::<(u64, Job<W, E>)>(queue.max(1));
+    let (done_tx, done_rx) = unbounded::<(u64, Result<Done<O, E>>)>();
+    std::thread::scope(|s| {
+        let producer = {
+            let done_tx = done_tx.clone();
+            s.spawn(move || {
+                let mut em = Emitter { seq: 0, tx: job_tx, stop };
+                let r = produce(&mut em);
+                let end = em.seq;
+                drop(em);
+                if let Err(e) = r {
+                    if !stop.load(Ordering::Relaxed) {
+                        let _ = done_tx.send((u64::MAX, Err(e)));
+                    }
+                }
+                end
+            })
+        };
+        for _ in 0..workers.max(1) {
+            let job_rx = job_rx.clone();
+            let done_tx = done_tx.clone();
+            let (init, work) = (&init, &work);
+            s.spawn(move || {
+                let mut state = match init() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = done_tx.send((u64::MAX, Err(e)));
+                        return;
+                    }
+                };
+                for (seq, job) in job_rx.iter() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let out = match job {
+                        Job::Work(w) => work(&mut state, w).map(Done::Output),
+                        Job::Event(e) => Ok(Done::Event(e)),
+                    };
+                    let failed = out.is_err();
+                    if done_tx.send((seq, out)).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(job_rx);
+        drop(done_tx);
+        let mut next = 0u64;
+        let mut pending: BTreeMap<u64, Done<O, E>> = BTreeMap::new();
+        let mut first_err: Option<Error> = None;
+        for (seq, out) in done_rx.iter() {
+            match out {
+                Err(e) => {
+                    first_err = Some(e);
+                    break;
+                }
+                Ok(d) => {
+                    pending.insert(seq, d);
+                }
+            }
+            while let Some(d) = pending.remove(&next) {
+                next += 1;
+                if let Err(e) = consume(d) {
+                    first_err = Some(e);
+                    break;
+                }
+            }
+            if first_err.is_some() {
+                break;
+            }
+        }
+        if first_err.is_some() {
+            stop.store(true, Ordering::Relaxed);
+            // drain so that blocked senders finish
+            for _ in done_rx.iter() {}
+        }
+        let end = producer.join().expect("producer thread panicked");
+        if first_err.is_none() && next != end {
+            first_err = Some(Error::other(format!("pipeline lost work: consumed {next} of {end}")));
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    })
+}

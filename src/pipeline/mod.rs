@@ -1,0 +1,39 @@
+//! Backup and restore pipelines.
+//!
+//! Both run the same shape: one producer thread (reading input and chunking
+//! it, or walking a snapshot), a pool of workers (one per core: hashing,
+//! dedup lookup, compression and sealing — or reading, opening and
+//! verifying), and the calling thread consuming results in input order. The
+//! channels are bounded, so memory stays flat whatever the input size.
+
+mod backup;
+mod engine;
+mod restore;
+mod walk;
+
+pub use backup::{BackupSession, StreamOutcome};
+pub use restore::{RestoreOptions, restore_stream, restore_tree, verify_content};
+pub use walk::TreeEvent;
+
+/// Callbacks for progress display; the library never touches a terminal.
+pub trait Progress: Send + Sync {
+    /// `n` input bytes were read and chunked (backup) or written (restore).
+    fn bytes(&self, _n: u64) {}
+    /// `n` bytes of new data went into packs (after compression).
+    fn stored(&self, _n: u64) {}
+    /// A file or directory was finished.
+    fn item(&self, _path: &str) {}
+    /// Something was skipped; the operation goes on.
+    fn warn(&self, message: &str) {
+        eprintln!("warning: {message}");
+    }
+}
+
+/// Progress that shows nothing (warnings still go to stderr).
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Worker threads to use: one per core.
+pub fn workers() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 16)
+}

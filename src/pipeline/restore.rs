@@ -1,0 +1,252 @@
+//! The read path: a stream entry to a writer, a tree entry to a directory.
+//! Every chunk is authenticated and re-hashed before a byte of it is written.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::format::chunklist::{self, Content};
+use crate::format::tree::{Node, NodeKind, Tree};
+use crate::format::{BlobId, ObjectType};
+use crate::index::{BlobLocation, Index};
+use crate::pipeline::engine::{self, Done, Emitter};
+use crate::pipeline::{Progress, workers};
+use crate::repo::Repo;
+
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    /// Allow restoring into a non-empty directory, replacing what is in the way.
+    pub overwrite: bool,
+}
+
+type Work = (BlobId, BlobLocation);
+
+/// Emit the chunks of `content` in order, resolving chunk lists.
+fn emit_content<E>(repo: &Repo, index: &Index, content: &Content, em: &mut Emitter<'_, Work, E>) -> Result<()> {
+    let one = |id: &BlobId, em: &mut Emitter<'_, Work, E>| -> Result<()> {
+        let loc = index.lookup(id)?.ok_or_else(|| {
+            Error::corrupt(format!("data chunk {id} is not in the repository"))
+                .with_hint("the repository is damaged; this entry cannot be restored completely")
+        })?;
+        em.work((*id, loc))
+    };
+    for id in &content.chunks {
+        one(id, em)?;
+    }
+    for list in &content.lists {
+        let ids = chunklist::decode(&repo.read_blob(index, ObjectType::ChunkList, list)?)
+            .map_err(|e| e.context(format!("chunk list {list}")))?;
+        for id in &ids {
+            one(id, em)?;
+        }
+    }
+    Ok(())
+}
+
+fn read_chunk(repo: &Repo, (id, loc): Work) -> Result<Vec<u8>> {
+    repo.read_blob_at(ObjectType::Data, &id, &loc)
+}
+
+/// Write the stream `content` to `out`, verified chunk by chunk. Returns bytes written.
+pub fn restore_stream(repo: &Repo, content: &Content, out: &mut dyn Write, progress: &dyn Progress) -> Result<u64> {
+    content.check()?;
+    let mut written = 0u64;
+    engine::run(
+        workers(),
+        workers() * 4,
+        |em| {
+            let index = repo.index_reader()?;
+            emit_content::<()>(repo, &index, content, em)
+        },
+        || Ok(()),
+        |_, w| read_chunk(repo, w),
+        |done: Done<Vec<u8>, ()>| {
+            if let Done::Output(data) = done {
+                out.write_all(&data).map_err(|e| Error::other(format!("writing the restored stream: {e}")).with_source(e))?;
+                written += data.len() as u64;
+                progress.bytes(data.len() as u64);
+            }
+            Ok(())
+        },
+    )?;
+    out.flush().map_err(|e| Error::other(format!("writing the restored stream: {e}")).with_source(e))?;
+    Ok(written)
+}
+
+/// Read and verify every chunk of `content` without writing anything.
+pub fn verify_content(repo: &Repo, content: &Content, progress: &dyn Progress) -> Result<u64> {
+    restore_stream(repo, content, &mut std::io::sink(), progress)
+}
+
+enum Ev {
+    Dir(PathBuf),
+    DirDone(PathBuf, Node),
+    FileStart(PathBuf, Node),
+    FileEnd,
+    Leaf(PathBuf, Node),
+}
+
+fn walk_tree(repo: &Repo, index: &Index, rel: &Path, tree_id: &BlobId, em: &mut Emitter<'_, Work, Ev>) -> Result<()> {
+    let tree = Tree::decode(&repo.read_blob(index, ObjectType::Tree, tree_id)?)
+        .map_err(|e| e.context(format!("tree {tree_id}")))?;
+    for node in tree.nodes {
+        let path = rel.join(node.name.as_os());
+        match node.kind {
+            NodeKind::Dir => {
+                em.event(Ev::Dir(path.clone()))?;
+                walk_tree(repo, index, &path, node.subtree.as_ref().unwrap(), em)?;
+                em.event(Ev::DirDone(path, node))?;
+            }
+            NodeKind::File => {
+                let content = node.content();
+                em.event(Ev::FileStart(path, node))?;
+                emit_content(repo, index, &content, em)?;
+                em.event(Ev::FileEnd)?;
+            }
+            NodeKind::Symlink | NodeKind::Fifo => em.event(Ev::Leaf(path, node))?,
+        }
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Apply owner (when root), mode and mtime to a restored node.
+fn apply_metadata(path: &Path, node: &Node) -> Result<()> {
+    if is_root() {
+        std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)).map_err(|e| Error::io("setting the owner of", path, e))?;
+    }
+    let mtime = filetime::FileTime::from_unix_time(node.mtime_ns.div_euclid(1_000_000_000), node.mtime_ns.rem_euclid(1_000_000_000) as u32);
+    if node.kind == NodeKind::Symlink {
+        filetime::set_symlink_file_times(path, mtime, mtime).map_err(|e| Error::io("setting times of", path, e))?;
+        return Ok(());
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(node.mode)).map_err(|e| Error::io("setting the mode of", path, e))?;
+    filetime::set_file_times(path, mtime, mtime).map_err(|e| Error::io("setting times of", path, e))?;
+    Ok(())
+}
+
+/// Make room for a new entry at `path` when overwriting.
+fn clear_way(path: &Path, want_dir: bool) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Err(_) => Ok(()),
+        Ok(md) if md.is_dir() && want_dir => Ok(()),
+        Ok(md) if md.is_dir() => fs::remove_dir_all(path).map_err(|e| Error::io("removing", path, e)),
+        Ok(_) => fs::remove_file(path).map_err(|e| Error::io("removing", path, e)),
+    }
+}
+
+/// Restore the tree `tree_id` into `target` (created if missing). `root` is
+/// the metadata of the backed-up directory itself, applied to `target`.
+pub fn restore_tree(
+    repo: &Repo,
+    tree_id: &BlobId,
+    root: Option<&Node>,
+    target: &Path,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    if target.exists() {
+        let md = fs::symlink_metadata(target).map_err(|e| Error::io("inspecting", target, e))?;
+        if !md.is_dir() {
+            return Err(Error::usage(format!("restore target {} exists and is not a directory", target.display())));
+        }
+        let empty = fs::read_dir(target).map_err(|e| Error::io("reading", target, e))?.next().is_none();
+        if !empty && !opts.overwrite {
+            return Err(Error::usage(format!("restore target {} is not empty", target.display()))
+                .with_hint("restore into a new directory, or pass --overwrite to replace what is there"));
+        }
+    } else {
+        crate::storage::create_dir_private(target).map_err(|e| Error::io("creating", target, e))?;
+    }
+    let mut written = 0u64;
+    let mut current: Option<(File, PathBuf, Node)> = None;
+    let overwrite = opts.overwrite;
+    engine::run(
+        workers(),
+        workers() * 4,
+        |em| {
+            let index = repo.index_reader()?;
+            walk_tree(repo, &index, Path::new(""), tree_id, em)
+        },
+        || Ok(()),
+        |_, w| read_chunk(repo, w),
+        |done: Done<Vec<u8>, Ev>| {
+            match done {
+                Done::Output(data) => {
+                    let (f, path, _) = current.as_mut().expect("chunk outside a file");
+                    f.write_all(&data).map_err(|e| Error::io("writing", path, e))?;
+                    written += data.len() as u64;
+                    progress.bytes(data.len() as u64);
+                }
+                Done::Event(Ev::Dir(rel)) => {
+                    let p = target.join(&rel);
+                    if overwrite {
+                        clear_way(&p, true)?;
+                    }
+                    match fs::create_dir(&p) {
+                        Ok(()) => {}
+                        Err(e) if overwrite && e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(Error::io("creating", &p, e)),
+                    }
+                    fs::set_permissions(&p, fs::Permissions::from_mode(0o700)).map_err(|e| Error::io("setting the mode of", &p, e))?;
+                }
+                Done::Event(Ev::DirDone(rel, node)) => {
+                    let p = target.join(&rel);
+                    apply_metadata(&p, &node)?;
+                    progress.item(&rel.to_string_lossy());
+                }
+                Done::Event(Ev::FileStart(rel, node)) => {
+                    let p = target.join(&rel);
+                    if overwrite {
+                        clear_way(&p, false)?;
+                    }
+                    let f = OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&p)
+                        .map_err(|e| Error::io("creating", &p, e))?;
+                    current = Some((f, p, node));
+                }
+                Done::Event(Ev::FileEnd) => {
+                    let (f, p, node) = current.take().expect("file end without start");
+                    drop(f);
+                    apply_metadata(&p, &node)?;
+                }
+                Done::Event(Ev::Leaf(rel, node)) => {
+                    let p = target.join(&rel);
+                    if overwrite {
+                        clear_way(&p, false)?;
+                    }
+                    match node.kind {
+                        NodeKind::Symlink => {
+                            std::os::unix::fs::symlink(node.target.as_ref().unwrap().as_os(), &p)
+                                .map_err(|e| Error::io("creating symlink", &p, e))?;
+                        }
+                        NodeKind::Fifo => {
+                            let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()))
+                                .map_err(|_| Error::usage("path contains NUL"))?;
+                            // SAFETY: c is a valid NUL-terminated path.
+                            if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+                                return Err(Error::io("creating fifo", &p, std::io::Error::last_os_error()));
+                            }
+                        }
+                        _ => unreachable!("leaves are symlinks and fifos"),
+                    }
+                    apply_metadata(&p, &node)?;
+                }
+            }
+            Ok(())
+        },
+    )?;
+    if let Some(root) = root {
+        apply_metadata(target, root)?;
+    }
+    Ok(written)
+}

@@ -1,0 +1,397 @@
+//! Opening, creating and reading a repository (format-spec/layout.md).
+
+mod packer;
+
+pub use packer::{FlushedPack, PackBatch, Packer};
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use zeroize::Zeroizing;
+
+use crate::crypto::{KdfParams, Keys, MasterKey};
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::config::{self, ChunkerParams, RepoConfig};
+use crate::format::envelope::{self, Binding, ObjectType};
+use crate::format::keyfile::KeyFile;
+use crate::format::pack;
+use crate::format::snapshot::Snapshot;
+use crate::format::{BlobId, METADATA_CAP, PackId, RepoId, SnapshotId};
+use crate::index::{BlobLocation, Index};
+use crate::storage::{LocalStorage, Storage};
+
+pub const CONFIG: &str = "config";
+pub const KEYS: &str = "keys";
+pub const PACKS: &str = "packs";
+pub const SNAPSHOTS: &str = "snapshots";
+pub const INDEX_DIR: &str = "index";
+pub const INDEX_FILE: &str = "index/index.sqlite";
+
+pub fn pack_path(id: &PackId) -> String {
+    let h = id.to_hex();
+    format!("{PACKS}/{}/{h}", &h[..2])
+}
+
+pub fn snapshot_path(id: &SnapshotId) -> String {
+    format!("{SNAPSHOTS}/{}", id.to_hex())
+}
+
+/// A password, wiped from memory when dropped.
+pub type Password = Zeroizing<String>;
+
+/// Settings chosen at `init` time.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    pub kdf_memory_kib: u32,
+    pub kdf_iterations: u32,
+    pub kdf_parallelism: u32,
+    pub chunker: ChunkerParams,
+    pub zstd_level: i32,
+    pub pack_size: u32,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            kdf_memory_kib: 64 * 1024,
+            kdf_iterations: 3,
+            kdf_parallelism: 4,
+            chunker: ChunkerParams::DEFAULT,
+            zstd_level: 3,
+            pack_size: 16 << 20,
+        }
+    }
+}
+
+/// An open repository: its keys, its parameters and its index.
+pub struct Repo {
+    root: PathBuf,
+    storage: Box<dyn Storage>,
+    repo_id: RepoId,
+    keys: Keys,
+    /// Kept for `key add`; zeroized on drop.
+    master: MasterKey,
+    config: RepoConfig,
+    key_id: String,
+    index: Mutex<Index>,
+}
+
+fn no_repo(root: &Path) -> Error {
+    Error::new(ErrorKind::NoRepository, format!("no coffre repository at {}", root.display()))
+        .with_hint(format!("create one with `coffre init --repo {}`, or check --repo / COFFRE_REPO", root.display()))
+}
+
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+pub fn user_name() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| format!("uid{}", unsafe { libc::getuid() }))
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+impl Repo {
+    /// Create a repository at `root`, which must not exist or be an empty directory.
+    pub fn init(root: &Path, password: &str, opts: &InitOptions) -> Result<RepoId> {
+        if root.join(CONFIG).exists() {
+            return Err(Error::usage(format!("{} already holds a coffre repository", root.display())));
+        }
+        if root.exists() {
+            let nonempty = std::fs::read_dir(root)
+                .map_err(|e| Error::io("reading", root, e))?
+                .next()
+                .is_some();
+            if nonempty {
+                return Err(Error::usage(format!("{} exists and is not empty", root.display()))
+                    .with_hint("choose a new or empty directory for the repository"));
+            }
+        }
+        if password.is_empty() {
+            return Err(Error::usage("the password is empty").with_hint("choose a non-empty password"));
+        }
+        crate::storage::create_dir_private(root).map_err(|e| Error::io("creating", root, e))?;
+        let storage = LocalStorage::new(root);
+        let repo_id = RepoId(crate::crypto::random_array());
+        let master = MasterKey::generate();
+        let kdf = KdfParams::new(opts.kdf_memory_kib, opts.kdf_iterations, opts.kdf_parallelism)
+            .map_err(|e| Error::usage(e.message().replace("key file has invalid", "invalid")))?;
+        let config = RepoConfig {
+            chunker: opts.chunker,
+            zstd_level: opts.zstd_level,
+            pack_size: opts.pack_size,
+            created: now_rfc3339(),
+        };
+        config.check().map_err(|e| Error::usage(e.message().to_string()))?;
+        let kf = KeyFile::create(&repo_id, &master, password.as_bytes(), kdf, &host_name(), &user_name(), None, None)?;
+        for dir in [KEYS, PACKS, SNAPSHOTS, INDEX_DIR, "tmp"] {
+            crate::storage::create_dir_private(&root.join(dir)).map_err(|e| Error::io("creating", root, e))?;
+        }
+        storage.write_atomic(&format!("{KEYS}/{}", kf.id), &[&kf.to_bytes()])?;
+        let keys = Keys::derive(&master);
+        // the config is written last: a repository without one is not a repository
+        storage.write_atomic(CONFIG, &[&config::encode(&keys.encryption, &repo_id, &config, None)])?;
+        Ok(repo_id)
+    }
+
+    /// Read the repository id without a password (fails if there is no repository).
+    pub fn peek_id(root: &Path) -> Result<RepoId> {
+        let bytes = match std::fs::read(root.join(CONFIG)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no_repo(root)),
+            Err(e) => return Err(Error::io("reading", &root.join(CONFIG), e)),
+        };
+        config::read_header(&bytes).map_err(|e| e.context(root.join(CONFIG).display()))
+    }
+
+    /// Open the repository at `root`. `password` is only called once we know a
+    /// repository is there.
+    pub fn open(root: &Path, password: impl FnOnce() -> Result<Password>) -> Result<Repo> {
+        let repo_id = Self::peek_id(root)?;
+        let storage = LocalStorage::new(root);
+        let password = password()?;
+        let mut key_files = Vec::new();
+        for name in storage.list(KEYS)? {
+            let bytes = storage.read(&format!("{KEYS}/{name}"))?;
+            match KeyFile::parse(&bytes) {
+                Ok(kf) if kf.id == name => key_files.push(kf),
+                Ok(_) => eprintln!("warning: key file {name} names another id; skipped"),
+                Err(e) => eprintln!("warning: key file {name}: {e}; skipped"),
+            }
+        }
+        if key_files.is_empty() {
+            return Err(Error::new(ErrorKind::WrongPassword, format!("{} has no usable key file", root.display())));
+        }
+        let mut found = None;
+        for kf in &key_files {
+            match kf.unwrap(&repo_id, password.as_bytes()) {
+                Ok(mk) => {
+                    found = Some((mk, kf.id.clone()));
+                    break;
+                }
+                Err(e) if e.kind() == ErrorKind::WrongPassword => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let Some((master, key_id)) = found else {
+            return Err(Error::new(ErrorKind::WrongPassword, "wrong password: no key file of this repository opens with it")
+                .with_hint("check COFFRE_PASSWORD, --password-file or --password-command"));
+        };
+        let keys = Keys::derive(&master);
+        let config = config::decode(&keys.encryption, &storage.read(CONFIG)?).map_err(|e| e.context("config"))?;
+        crate::storage::create_dir_private(&root.join(INDEX_DIR)).map_err(|e| Error::io("creating", root, e))?;
+        let (index, created) = Index::open(&root.join(INDEX_FILE), &repo_id)?;
+        let repo = Repo {
+            root: root.to_path_buf(),
+            storage: Box::new(storage),
+            repo_id,
+            keys,
+            master,
+            config,
+            key_id,
+            index: Mutex::new(index),
+        };
+        if created {
+            repo.rebuild_packs()?;
+        }
+        repo.sync_snapshots()?;
+        Ok(repo)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn id(&self) -> &RepoId {
+        &self.repo_id
+    }
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+    pub fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+    pub fn current_key_id(&self) -> &str {
+        &self.key_id
+    }
+    /// The shared read-write index connection.
+    pub fn index(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// A fresh read-only index connection for another thread.
+    pub fn index_reader(&self) -> Result<Index> {
+        Index::open_reader(&self.root.join(INDEX_FILE))
+    }
+
+    pub fn binding<'a>(&'a self, object_type: ObjectType, id: &'a [u8; 32]) -> Binding<'a> {
+        Binding { repo_id: &self.repo_id, object_type, object_id: id }
+    }
+
+    /// Compress (when it pays) and encrypt a blob.
+    pub fn seal_blob(&self, ty: ObjectType, id: &BlobId, plaintext: &[u8]) -> Vec<u8> {
+        envelope::seal(&self.keys.encryption, self.binding(ty, &id.0), plaintext, Some(self.config.zstd_level), None)
+    }
+
+    /// Read, authenticate, decompress and re-hash a blob; refuses anything that
+    /// does not verify, naming the blob and its pack.
+    pub fn read_blob(&self, index: &Index, ty: ObjectType, id: &BlobId) -> Result<Vec<u8>> {
+        let loc = index.lookup(id)?.ok_or_else(|| {
+            Error::corrupt(format!("{} {} is not in the repository index", ty.name(), id))
+                .with_hint("the repository is damaged or the index is stale")
+        })?;
+        self.read_blob_at(ty, id, &loc)
+    }
+
+    pub fn read_blob_at(&self, ty: ObjectType, id: &BlobId, loc: &BlobLocation) -> Result<Vec<u8>> {
+        let where_ = || format!("{} {} in pack {}", ty.name(), id, loc.pack);
+        if loc.blob_type != ty {
+            return Err(Error::corrupt(format!("{} is indexed as a {}", where_(), loc.blob_type.name())));
+        }
+        let sealed = self
+            .storage
+            .read_at(&pack_path(&loc.pack), loc.offset, loc.length as usize)
+            .map_err(|e| e.context(where_()))?;
+        let cap = match ty {
+            ObjectType::Data => self.config.chunker.max_size as usize,
+            _ => METADATA_CAP,
+        };
+        let plain = envelope::open(&self.keys.encryption, self.binding(ty, &id.0), &sealed, cap)
+            .map_err(|e| Error::corrupt(format!("{}: {}", where_(), e.message())))?;
+        if self.keys.blob_id(&plain) != *id {
+            return Err(Error::corrupt(format!("{}: content does not match its id", where_())));
+        }
+        if plain.len() != loc.raw_length as usize {
+            return Err(Error::corrupt(format!("{}: length differs from the pack header", where_())));
+        }
+        Ok(plain)
+    }
+
+    /// Store a snapshot object and index it. The caller has made sure every
+    /// blob it references is durable and indexed.
+    pub fn write_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
+        snap.check()?;
+        let id = SnapshotId::random();
+        let sealed = envelope::seal(
+            &self.keys.encryption,
+            self.binding(ObjectType::Snapshot, &id.0),
+            &snap.encode(),
+            Some(self.config.zstd_level),
+            None,
+        );
+        self.storage.write_atomic(&snapshot_path(&id), &[&sealed])?;
+        self.index().add_snapshot(&id, snap)?;
+        Ok(id)
+    }
+
+    pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        let bytes = self.storage.read(&snapshot_path(id)).map_err(|e| e.context(format!("snapshot {}", id.short())))?;
+        let plain = envelope::open(
+            &self.keys.encryption,
+            self.binding(ObjectType::Snapshot, &id.0),
+            &bytes,
+            METADATA_CAP,
+        )
+        .map_err(|e| Error::corrupt(format!("snapshot {id}: {}", e.message())))?;
+        Snapshot::decode(&plain).map_err(|e| Error::corrupt(format!("snapshot {id}: {}", e.message())))
+    }
+
+    /// Bring the index's snapshot table in line with the `snapshots/` directory.
+    pub fn sync_snapshots(&self) -> Result<()> {
+        let on_disk: std::collections::BTreeSet<SnapshotId> = self
+            .storage
+            .list(SNAPSHOTS)?
+            .iter()
+            .filter_map(|n| SnapshotId::from_hex(n).ok())
+            .collect();
+        let indexed: std::collections::BTreeSet<SnapshotId> = self.index().snapshot_ids()?.into_iter().collect();
+        for id in on_disk.difference(&indexed) {
+            match self.load_snapshot(id) {
+                Ok(snap) => self.index().add_snapshot(id, &snap)?,
+                Err(e) => eprintln!("warning: {e}; not listed"),
+            }
+        }
+        for id in indexed.difference(&on_disk) {
+            self.index().remove_snapshot(id)?;
+        }
+        Ok(())
+    }
+
+    /// Index every pack that the index does not know yet, from its header.
+    pub fn rebuild_packs(&self) -> Result<usize> {
+        let mut added = 0;
+        for dir in self.storage.list(PACKS)? {
+            for name in self.storage.list(&format!("{PACKS}/{dir}"))? {
+                let Ok(id) = PackId::from_hex(&name) else { continue };
+                if self.index().has_pack(&id)? {
+                    continue;
+                }
+                match self.read_pack_header(&id) {
+                    Ok((size, entries)) => {
+                        self.index().add_pack(&id, size, &entries)?;
+                        added += 1;
+                    }
+                    Err(e) => eprintln!("warning: pack {id}: {e}; its blobs are not indexed"),
+                }
+            }
+        }
+        Ok(added)
+    }
+
+    pub fn read_pack_header(&self, id: &PackId) -> Result<(u64, Vec<pack::PackEntry>)> {
+        let path = pack_path(id);
+        let size = self.storage.size(&path)?;
+        if size < 4 {
+            return Err(Error::corrupt(format!("pack {id} is truncated")));
+        }
+        let trailer: [u8; 4] = self.storage.read_at(&path, size - 4, 4)?.try_into().unwrap();
+        let (off, len) = pack::header_range(size, &trailer)?;
+        let header = self.storage.read_at(&path, off, len as usize)?;
+        let entries = pack::decode_header(&self.keys.encryption, &self.repo_id, &header, off)
+            .map_err(|e| Error::corrupt(format!("pack {id}: {}", e.message())))?;
+        Ok((size, entries))
+    }
+
+    // ---- keys
+
+    pub fn list_keys(&self) -> Result<Vec<KeyFile>> {
+        let mut out = Vec::new();
+        for name in self.storage.list(KEYS)? {
+            out.push(KeyFile::parse(&self.storage.read(&format!("{KEYS}/{name}"))?)?);
+        }
+        Ok(out)
+    }
+
+    /// Add a key file that opens this repository with `password`.
+    pub fn add_key(&self, password: &str, kdf: KdfParams) -> Result<String> {
+        if password.is_empty() {
+            return Err(Error::usage("the new password is empty"));
+        }
+        let kf = KeyFile::create(&self.repo_id, &self.master, password.as_bytes(), kdf, &host_name(), &user_name(), None, None)?;
+        self.storage.write_atomic(&format!("{KEYS}/{}", kf.id), &[&kf.to_bytes()])?;
+        Ok(kf.id)
+    }
+
+    pub fn remove_key(&self, id: &str) -> Result<()> {
+        let keys = self.storage.list(KEYS)?;
+        if !keys.iter().any(|k| k == id) {
+            return Err(Error::not_found(format!("no key file {id}")).with_hint("see `coffre key list`"));
+        }
+        if keys.len() == 1 {
+            return Err(Error::usage("refusing to remove the last key file: the repository would be unreadable"));
+        }
+        self.storage.remove(&format!("{KEYS}/{id}"))
+    }
+}

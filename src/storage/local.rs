@@ -1,0 +1,129 @@
+//! A repository in a local directory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind as IoKind, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::Storage;
+use crate::error::{Error, ErrorKind, Result};
+
+pub struct LocalStorage {
+    root: PathBuf,
+}
+
+impl LocalStorage {
+    pub fn new(root: &Path) -> LocalStorage {
+        LocalStorage { root: root.to_path_buf() }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+}
+
+/// Create `dir` and its parents with mode 0700.
+pub fn create_dir_private(dir: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// fsync a directory so that a rename inside it is durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
+    if e.kind() == IoKind::NotFound {
+        Error::new(ErrorKind::NotFound, format!("{what} {}: file not found", path.display())).with_source(e)
+    } else {
+        Error::io(what, path, e)
+    }
+}
+
+impl Storage for LocalStorage {
+    fn read(&self, rel: &str) -> Result<Vec<u8>> {
+        let p = self.path(rel);
+        fs::read(&p).map_err(|e| io_err("reading", &p, e))
+    }
+
+    fn read_at(&self, rel: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let p = self.path(rel);
+        let f = File::open(&p).map_err(|e| io_err("opening", &p, e))?;
+        let mut buf = vec![0u8; len];
+        f.read_exact_at(&mut buf, offset).map_err(|e| {
+            if e.kind() == IoKind::UnexpectedEof {
+                Error::corrupt(format!("{} is shorter than expected (truncated?)", p.display()))
+            } else {
+                Error::io("reading", &p, e)
+            }
+        })?;
+        Ok(buf)
+    }
+
+    fn size(&self, rel: &str) -> Result<u64> {
+        let p = self.path(rel);
+        Ok(fs::metadata(&p).map_err(|e| io_err("inspecting", &p, e))?.len())
+    }
+
+    fn exists(&self, rel: &str) -> Result<bool> {
+        let p = self.path(rel);
+        match fs::symlink_metadata(&p) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == IoKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("inspecting", &p, e)),
+        }
+    }
+
+    fn write_atomic(&self, rel: &str, parts: &[&[u8]]) -> Result<()> {
+        let dest = self.path(rel);
+        let dir = dest.parent().expect("repository paths have a parent");
+        create_dir_private(dir).map_err(|e| Error::io("creating", dir, e))?;
+        let tmp_dir = self.root.join("tmp");
+        create_dir_private(&tmp_dir).map_err(|e| Error::io("creating", &tmp_dir, e))?;
+        let tmp = tmp_dir.join(format!(
+            "{}.{}.{}",
+            dest.file_name().unwrap().to_string_lossy(),
+            std::process::id(),
+            hex::encode(crate::crypto::random_array::<6>())
+        ));
+        let result = (|| {
+            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            for part in parts {
+                f.write_all(part)?;
+            }
+            f.sync_all()?;
+            drop(f);
+            fs::rename(&tmp, &dest)?;
+            sync_dir(dir)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io("writing", &dest, e));
+        }
+        Ok(())
+    }
+
+    fn list(&self, rel: &str) -> Result<Vec<String>> {
+        let p = self.path(rel);
+        let rd = match fs::read_dir(&p) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == IoKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("listing", &p, e)),
+        };
+        let mut out = Vec::new();
+        for ent in rd {
+            let ent = ent.map_err(|e| Error::io("listing", &p, e))?;
+            if let Some(name) = ent.file_name().to_str() {
+                out.push(name.to_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn remove(&self, rel: &str) -> Result<()> {
+        let p = self.path(rel);
+        fs::remove_file(&p).map_err(|e| io_err("removing", &p, e))
+    }
+}

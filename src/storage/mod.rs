@@ -1,0 +1,29 @@
+//! Where repository files live (format-spec/layout.md).
+//!
+//! Durability contract: when `write_atomic` returns Ok, the file is complete
+//! and durable under its final name, and a crash at any moment before leaves
+//! either no file or a stray temp file under `tmp/`, never a partial file under
+//! the final name. Readers distinguish "absent" ([`ErrorKind::NotFound`]) from
+//! any other failure: a read or list error is never taken for "nothing there".
+
+mod local;
+
+pub use local::{create_dir_private, sync_dir};
+
+pub use local::LocalStorage;
+
+use crate::error::Result;
+
+pub trait Storage: Send + Sync {
+    /// The whole file at `path` (relative to the repository root).
+    fn read(&self, path: &str) -> Result<Vec<u8>>;
+    /// `len` bytes at `offset`; a short file is an error.
+    fn read_at(&self, path: &str, offset: u64, len: usize) -> Result<Vec<u8>>;
+    fn size(&self, path: &str) -> Result<u64>;
+    fn exists(&self, path: &str) -> Result<bool>;
+    /// Write the concatenation of `parts` as `path`, atomically and durably.
+    fn write_atomic(&self, path: &str, parts: &[&[u8]]) -> Result<()>;
+    /// File names directly inside `dir` (empty if `dir` does not exist).
+    fn list(&self, dir: &str) -> Result<Vec<String>>;
+    fn remove(&self, path: &str) -> Result<()>;
+}
