@@ -101,7 +101,9 @@ pub fn chunk_lengths(params: ChunkerParams, seed: u64, data: &[u8]) -> Vec<usize
         let len = if rest.len() <= params.min_size as usize {
             rest.len()
         } else {
-            c.cdc(rest).cut(0, rest.len().min(params.max_size as usize)).1
+            c.cdc(rest)
+                .cut(0, rest.len().min(params.max_size as usize))
+                .1
         };
         out.push(len);
         pos += len;
@@ -138,8 +140,19 @@ mod tests {
 
     #[test]
     fn streaming_matches_whole_input() {
-        let params = ChunkerParams { min_size: 4096, avg_size: 16384, max_size: 65536 };
-        for (n, step) in [(0, 7), (1, 1), (4096, 100), (4097, 4096), (1_000_000, 65536), (777_777, 3000)] {
+        let params = ChunkerParams {
+            min_size: 4096,
+            avg_size: 16384,
+            max_size: 65536,
+        };
+        for (n, step) in [
+            (0, 7),
+            (1, 1),
+            (4096, 100),
+            (4097, 4096),
+            (1_000_000, 65536),
+            (777_777, 3000),
+        ] {
             let data = pattern(n, 42);
             let mut c = Chunker::new(params, 99);
             let mut got = Vec::new();
@@ -157,8 +170,15 @@ mod tests {
 
     #[test]
     fn seed_changes_boundaries() {
-        let params = ChunkerParams { min_size: 4096, avg_size: 16384, max_size: 65536 };
+        let params = ChunkerParams {
+            min_size: 4096,
+            avg_size: 16384,
+            max_size: 65536,
+        };
         let data = pattern(500_000, 7);
-        assert_ne!(chunk_lengths(params, 1, &data), chunk_lengths(params, 2, &data));
+        assert_ne!(
+            chunk_lengths(params, 1, &data),
+            chunk_lengths(params, 2, &data)
+        );
     }
 }

@@ -91,7 +91,9 @@ mod tests {
         assert_eq!(decompress(&out[1..], text.len()).unwrap(), text);
         assert!(decompress(&out[1..], text.len() - 1).is_err());
 
-        let noise: Vec<u8> = (0..10000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let noise: Vec<u8> = (0..10000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         let mut out = vec![1, 2];
         let _ = compress_into(&noise, 3, &mut out);
         // whether or not it paid, the prefix is untouched

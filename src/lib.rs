@@ -20,6 +20,7 @@ pub mod format;
 pub mod index;
 pub mod pipeline;
 pub mod repo;
+pub mod select;
 pub mod storage;
 
 pub use error::{Error, ErrorKind, Result};

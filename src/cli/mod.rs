@@ -1,1 +1,99 @@
+//! The command-line interface: parse, run one command, map errors to exit codes.
 
+mod args;
+mod backup;
+mod init;
+mod key;
+mod list;
+mod password;
+mod progress;
+mod restore;
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::error::{Error, Result};
+use crate::repo::Repo;
+use args::{Cli, Command, FilterArgs, Global};
+
+/// Exit code when a backup was saved but some files could not be read.
+pub const EXIT_INCOMPLETE: i32 = 3;
+
+/// Run the CLI; returns the process exit code.
+pub fn main() -> i32 {
+    // SAFETY: umask has no preconditions. Everything coffre creates is private.
+    unsafe {
+        libc::umask(0o077);
+    }
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) if e.is_broken_pipe() => 0,
+        Err(e) => {
+            eprintln!("coffre: error: {e}");
+            e.kind().exit_code()
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init(a) => init::run(g, a),
+        Command::Backup(a) => backup::run(g, a),
+        Command::Snapshots(a) => list::snapshots(g, a),
+        Command::Ls(a) => list::ls(g, a),
+        Command::Restore(a) => restore::restore(g, a),
+        Command::Dump(a) => restore::dump(g, a),
+        Command::Key(k) => key::run(g, k),
+    }
+}
+
+fn repo_path(g: &Global) -> Result<PathBuf> {
+    g.repo.clone().ok_or_else(|| {
+        Error::usage("no repository given").with_hint("pass --repo PATH or set COFFRE_REPO")
+    })
+}
+
+fn open_repo(g: &Global) -> Result<Repo> {
+    let path = repo_path(g)?;
+    Repo::open(&path, || password::get(g))
+}
+
+fn filter(f: &FilterArgs) -> crate::select::Filter {
+    crate::select::Filter {
+        name: f.name.clone(),
+        tags: f.tags.clone(),
+        host: f.host.clone(),
+    }
+}
+
+fn local_time(ns: i64) -> String {
+    use chrono::TimeZone;
+    chrono::Local
+        .timestamp_nanos(ns)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+fn rfc3339(ns: i64) -> String {
+    use chrono::TimeZone;
+    chrono::Local
+        .timestamp_nanos(ns)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
+/// Print a JSON value on stdout, as one line.
+fn print_json(v: &serde_json::Value) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{v}").map_err(|e| Error::other(format!("writing output: {e}")).with_source(e))
+}

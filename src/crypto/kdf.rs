@@ -42,8 +42,11 @@ impl KdfParams {
     /// Reject parameters that are unsafe or absurd, before any work is done.
     pub fn check(&self) -> Result<()> {
         let bad = |what: String| {
-            Err(Error::corrupt(format!("key file has invalid KDF parameters: {what}"))
-                .with_hint("the key file may be damaged or tampered with; use another key file"))
+            Err(
+                Error::corrupt(format!("key file has invalid KDF parameters: {what}")).with_hint(
+                    "the key file may be damaged or tampered with; use another key file",
+                ),
+            )
         };
         if self.algorithm != "argon2id" {
             return bad(format!("algorithm {:?} (only argon2id)", self.algorithm));
@@ -58,7 +61,10 @@ impl KdfParams {
             ));
         }
         if !(1..=ITERATIONS_MAX).contains(&self.iterations) {
-            return bad(format!("iterations {} (allowed 1..={ITERATIONS_MAX})", self.iterations));
+            return bad(format!(
+                "iterations {} (allowed 1..={ITERATIONS_MAX})",
+                self.iterations
+            ));
         }
         if !(1..=PARALLELISM_MAX).contains(&self.parallelism) {
             return bad(format!(

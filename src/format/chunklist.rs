@@ -31,7 +31,9 @@ pub struct Content {
 impl Content {
     pub fn check(&self) -> Result<()> {
         if !self.chunks.is_empty() && !self.lists.is_empty() {
-            return Err(Error::corrupt("content has both inline chunks and chunk lists"));
+            return Err(Error::corrupt(
+                "content has both inline chunks and chunk lists",
+            ));
         }
         if self.chunks.len() > LIST_READ_MAX {
             return Err(Error::corrupt("content has too many inline chunks"));

@@ -47,13 +47,13 @@ impl RepoConfig {
     pub fn check(&self) -> Result<()> {
         let c = &self.chunker;
         let bad = |what: &str| Err(Error::corrupt(format!("config: {what}")));
-        if c.min_size < 4096 || c.min_size > (1 << 20) || c.min_size % 2 != 0 {
+        if c.min_size < 4096 || c.min_size > (1 << 20) || !c.min_size.is_multiple_of(2) {
             return bad("chunker min_size must be even and in 4096..=1048576");
         }
-        if c.avg_size < c.min_size || c.avg_size > (4 << 20) || c.avg_size % 2 != 0 {
+        if c.avg_size < c.min_size || c.avg_size > (4 << 20) || !c.avg_size.is_multiple_of(2) {
             return bad("chunker avg_size must be even and in min_size..=4194304");
         }
-        if c.max_size < c.avg_size || c.max_size > (16 << 20) || c.max_size % 2 != 0 {
+        if c.max_size < c.avg_size || c.max_size > (16 << 20) || !c.max_size.is_multiple_of(2) {
             return bad("chunker max_size must be even and in avg_size..=16777216");
         }
         if !(1..=19).contains(&self.zstd_level) {
@@ -69,7 +69,9 @@ impl RepoConfig {
 /// Parse the plaintext header: returns the repository id.
 pub fn read_header(bytes: &[u8]) -> Result<RepoId> {
     if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
-        return Err(Error::corrupt("config: not a coffre repository (bad magic)"));
+        return Err(Error::corrupt(
+            "config: not a coffre repository (bad magic)",
+        ));
     }
     if bytes[8] != FORMAT_VERSION {
         return Err(Error::corrupt(format!(
@@ -81,7 +83,12 @@ pub fn read_header(bytes: &[u8]) -> Result<RepoId> {
     Ok(RepoId(bytes[9..HEADER_LEN].try_into().unwrap()))
 }
 
-pub fn encode(key: &SecretKey, repo_id: &RepoId, config: &RepoConfig, nonce: Option<[u8; 24]>) -> Vec<u8> {
+pub fn encode(
+    key: &SecretKey,
+    repo_id: &RepoId,
+    config: &RepoConfig,
+    nonce: Option<[u8; 24]>,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(MAGIC);
     out.push(FORMAT_VERSION);

@@ -43,7 +43,10 @@ impl ObjectType {
     }
     /// May this type be stored as a blob inside a pack?
     pub fn is_blob(self) -> bool {
-        matches!(self, ObjectType::Data | ObjectType::Tree | ObjectType::ChunkList)
+        matches!(
+            self,
+            ObjectType::Data | ObjectType::Tree | ObjectType::ChunkList
+        )
     }
     pub fn name(self) -> &'static str {
         match self {
@@ -142,7 +145,10 @@ pub fn open(key: &SecretKey, binding: Binding<'_>, envelope: &[u8], cap: usize) 
     match buf[0] {
         CODEC_NONE => {
             if buf.len() - 1 > cap {
-                return Err(Error::corrupt(format!("{} is larger than {cap} bytes", ty.name())));
+                return Err(Error::corrupt(format!(
+                    "{} is larger than {cap} bytes",
+                    ty.name()
+                )));
             }
             buf.remove(0);
             Ok(buf)

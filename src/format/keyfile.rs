@@ -26,7 +26,8 @@ pub struct KeyFile {
 }
 
 impl KeyFile {
-    /// Wrap `master` under `password` in a new key file.
+    /// Wrap `master` under `password` in a new key file. `fixed` (nonce, id)
+    /// is for test vectors only; production code passes None.
     pub fn create(
         repo_id: &RepoId,
         master: &MasterKey,
@@ -34,9 +35,12 @@ impl KeyFile {
         kdf: KdfParams,
         host: &str,
         user: &str,
-        nonce: Option<[u8; 24]>,
-        id: Option<[u8; 16]>,
+        fixed: Option<([u8; 24], [u8; 16])>,
     ) -> Result<KeyFile> {
+        let (nonce, id) = match fixed {
+            Some((n, i)) => (Some(n), Some(i)),
+            None => (None, None),
+        };
         let id = hex::encode(id.unwrap_or_else(crypto::random_array::<16>));
         let kek = crypto::derive_kek(password, &kdf)?;
         let nonce = nonce.unwrap_or_else(crypto::random_array);
@@ -60,7 +64,10 @@ impl KeyFile {
 
     pub fn parse(bytes: &[u8]) -> Result<KeyFile> {
         if bytes.len() > MAX_LEN {
-            return Err(Error::corrupt(format!("key file is {} bytes, more than {MAX_LEN}", bytes.len())));
+            return Err(Error::corrupt(format!(
+                "key file is {} bytes, more than {MAX_LEN}",
+                bytes.len()
+            )));
         }
         let kf: KeyFile = serde_json::from_slice(bytes)
             .map_err(|e| Error::corrupt(format!("key file is not valid: {e}")))?;
@@ -71,13 +78,19 @@ impl KeyFile {
     /// Structural checks, all done before the expensive KDF runs.
     pub fn check(&self) -> Result<()> {
         if self.version != 1 {
-            return Err(Error::corrupt(format!("key file version {} is not supported", self.version)));
+            return Err(Error::corrupt(format!(
+                "key file version {} is not supported",
+                self.version
+            )));
         }
         if self.id.len() != 32 || hex::decode(&self.id).is_err() {
             return Err(Error::corrupt("key file id must be 32 hex digits"));
         }
         if self.wrapped.len() != WRAPPED_LEN * 2 || hex::decode(&self.wrapped).is_err() {
-            return Err(Error::corrupt(format!("key file wrapped key must be {} hex digits", WRAPPED_LEN * 2)));
+            return Err(Error::corrupt(format!(
+                "key file wrapped key must be {} hex digits",
+                WRAPPED_LEN * 2
+            )));
         }
         self.kdf.check()
     }

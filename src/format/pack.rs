@@ -13,7 +13,7 @@
 
 use crate::crypto::SecretKey;
 use crate::error::{Error, Result};
-use crate::format::envelope::{self, Binding, ObjectType, OVERHEAD};
+use crate::format::envelope::{self, Binding, OVERHEAD, ObjectType};
 use crate::format::{BlobId, RepoId};
 
 pub const ENTRY_LEN: usize = 1 + 32 + 4 + 4;
@@ -40,7 +40,12 @@ fn header_binding(repo_id: &RepoId) -> Binding<'_> {
 }
 
 /// Encode the header trailer (`header || header_len`) for these entries.
-pub fn encode_header(key: &SecretKey, repo_id: &RepoId, entries: &[PackEntry], nonce: Option<[u8; 24]>) -> Vec<u8> {
+pub fn encode_header(
+    key: &SecretKey,
+    repo_id: &RepoId,
+    entries: &[PackEntry],
+    nonce: Option<[u8; 24]>,
+) -> Vec<u8> {
     let mut plain = Vec::with_capacity(4 + entries.len() * ENTRY_LEN);
     plain.extend_from_slice(&(entries.len() as u32).to_le_bytes());
     for e in entries {
@@ -59,7 +64,9 @@ pub fn encode_header(key: &SecretKey, repo_id: &RepoId, entries: &[PackEntry], n
 pub fn header_range(pack_size: u64, trailer: &[u8; 4]) -> Result<(u64, u64)> {
     let len = u32::from_le_bytes(*trailer) as u64;
     if pack_size < 4 + OVERHEAD as u64 {
-        return Err(Error::corrupt(format!("pack is truncated ({pack_size} bytes)")));
+        return Err(Error::corrupt(format!(
+            "pack is truncated ({pack_size} bytes)"
+        )));
     }
     if len < OVERHEAD as u64 || len > pack_size - 4 {
         return Err(Error::corrupt(format!(
@@ -71,7 +78,12 @@ pub fn header_range(pack_size: u64, trailer: &[u8; 4]) -> Result<(u64, u64)> {
 
 /// Decode a header envelope found at `header_offset` in a pack; checks that the
 /// entries tile the data region exactly.
-pub fn decode_header(key: &SecretKey, repo_id: &RepoId, header: &[u8], header_offset: u64) -> Result<Vec<PackEntry>> {
+pub fn decode_header(
+    key: &SecretKey,
+    repo_id: &RepoId,
+    header: &[u8],
+    header_offset: u64,
+) -> Result<Vec<PackEntry>> {
     let cap = 4 + MAX_ENTRIES * ENTRY_LEN;
     let plain = envelope::open(key, header_binding(repo_id), header, cap)?;
     if plain.len() < 4 {
@@ -89,14 +101,28 @@ pub fn decode_header(key: &SecretKey, repo_id: &RepoId, header: &[u8], header_of
     for raw in plain[4..].chunks_exact(ENTRY_LEN) {
         let blob_type = ObjectType::from_byte(raw[0])
             .filter(|t| t.is_blob())
-            .ok_or_else(|| Error::corrupt(format!("pack header names unknown blob type {:#04x}", raw[0])))?;
+            .ok_or_else(|| {
+                Error::corrupt(format!(
+                    "pack header names unknown blob type {:#04x}",
+                    raw[0]
+                ))
+            })?;
         let id = BlobId(raw[1..33].try_into().unwrap());
         let length = u32::from_le_bytes(raw[33..37].try_into().unwrap());
         let raw_length = u32::from_le_bytes(raw[37..41].try_into().unwrap());
         if (length as usize) < OVERHEAD {
-            return Err(Error::corrupt(format!("pack header: blob {} has impossible length {length}", id.short())));
+            return Err(Error::corrupt(format!(
+                "pack header: blob {} has impossible length {length}",
+                id.short()
+            )));
         }
-        entries.push(PackEntry { blob_type, id, offset, length, raw_length });
+        entries.push(PackEntry {
+            blob_type,
+            id,
+            offset,
+            length,
+            raw_length,
+        });
         offset += length as u64;
     }
     if offset != header_offset {
@@ -108,7 +134,11 @@ pub fn decode_header(key: &SecretKey, repo_id: &RepoId, header: &[u8], header_of
 }
 
 /// Decode the header of a whole pack held in memory.
-pub fn decode_pack_header(key: &SecretKey, repo_id: &RepoId, pack: &[u8]) -> Result<Vec<PackEntry>> {
+pub fn decode_pack_header(
+    key: &SecretKey,
+    repo_id: &RepoId,
+    pack: &[u8],
+) -> Result<Vec<PackEntry>> {
     if pack.len() < 4 {
         return Err(Error::corrupt("pack is truncated"));
     }

@@ -101,7 +101,8 @@ pub fn check_entry_name(name: &str) -> Result<()> {
 
 pub fn check_tag(tag: &str) -> Result<()> {
     if tag.is_empty() || tag.len() > 255 || tag.contains(',') || tag.chars().any(char::is_control) {
-        return Err(Error::usage(format!("invalid tag {tag:?}")).with_hint("tags are 1..255 characters without ',' or control characters"));
+        return Err(Error::usage(format!("invalid tag {tag:?}"))
+            .with_hint("tags are 1..255 characters without ',' or control characters"));
     }
     Ok(())
 }
@@ -120,7 +121,10 @@ impl Snapshot {
 
     pub fn check(&self) -> Result<()> {
         if self.version != 1 {
-            return Err(Error::corrupt(format!("snapshot version {} is not supported", self.version)));
+            return Err(Error::corrupt(format!(
+                "snapshot version {} is not supported",
+                self.version
+            )));
         }
         self.time_ns()?;
         if self.entries.is_empty() {
@@ -129,10 +133,15 @@ impl Snapshot {
         for (i, e) in self.entries.iter().enumerate() {
             check_entry_name(&e.name).map_err(|err| Error::corrupt(err.message().to_string()))?;
             if self.entries[..i].iter().any(|o| o.name == e.name) {
-                return Err(Error::corrupt(format!("snapshot names entry {:?} twice", e.name)));
+                return Err(Error::corrupt(format!(
+                    "snapshot names entry {:?} twice",
+                    e.name
+                )));
             }
             let ok = match e.kind {
-                EntryKind::Stream => e.tree.is_none() && (e.chunks.is_empty() || e.lists.is_empty()),
+                EntryKind::Stream => {
+                    e.tree.is_none() && (e.chunks.is_empty() || e.lists.is_empty())
+                }
                 EntryKind::Tree => {
                     e.tree.is_some()
                         && e.chunks.is_empty()
@@ -143,7 +152,10 @@ impl Snapshot {
                 }
             };
             if !ok {
-                return Err(Error::corrupt(format!("snapshot entry {:?} has fields that do not fit its kind", e.name)));
+                return Err(Error::corrupt(format!(
+                    "snapshot entry {:?} has fields that do not fit its kind",
+                    e.name
+                )));
             }
         }
         Ok(())

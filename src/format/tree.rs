@@ -113,7 +113,8 @@ pub struct Tree {
 
 /// A name a directory entry may have: not empty, not `.` or `..`, no `/` or NUL.
 pub fn check_name(name: &[u8]) -> Result<()> {
-    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
+    {
         return Err(Error::corrupt(format!(
             "tree holds an invalid file name {:?}",
             String::from_utf8_lossy(name)

@@ -116,11 +116,16 @@ impl Index {
             .with_hint("delete the index file; it is rebuilt from the repository"));
         }
         let stored: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'repo_id'", [], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key = 'repo_id'", [], |r| {
+                r.get(0)
+            })
             .optional()?;
         if stored.as_deref() != Some(&repo_id.to_string()) {
-            return Err(Error::other(format!("index {} belongs to another repository", path.display()))
-                .with_hint("delete the index file; it is rebuilt from the repository"));
+            return Err(Error::other(format!(
+                "index {} belongs to another repository",
+                path.display()
+            ))
+            .with_hint("delete the index file; it is rebuilt from the repository"));
         }
         Ok((Index { conn }, created))
     }
@@ -154,8 +159,10 @@ impl Index {
         let Some((pack, ty, offset, length, raw_length)) = row else {
             return Ok(None);
         };
-        let pack = PackId::from_slice(&pack).ok_or_else(|| Error::corrupt("index holds a bad pack id"))?;
-        let blob_type = ObjectType::from_byte(ty).ok_or_else(|| Error::corrupt("index holds a bad blob type"))?;
+        let pack =
+            PackId::from_slice(&pack).ok_or_else(|| Error::corrupt("index holds a bad pack id"))?;
+        let blob_type = ObjectType::from_byte(ty)
+            .ok_or_else(|| Error::corrupt("index holds a bad blob type"))?;
         Ok(Some(BlobLocation {
             pack,
             blob_type,
@@ -166,24 +173,33 @@ impl Index {
     }
 
     pub fn contains(&self, id: &BlobId) -> Result<bool> {
-        let mut st = self.conn.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1")?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT 1 FROM blobs WHERE id = ?1")?;
         Ok(st.exists([&id.0[..]])?)
     }
 
     pub fn has_pack(&self, id: &PackId) -> Result<bool> {
-        let mut st = self.conn.prepare_cached("SELECT 1 FROM packs WHERE name = ?1")?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT 1 FROM packs WHERE name = ?1")?;
         Ok(st.exists([&id.0[..]])?)
     }
 
     /// Record a durable pack and its blobs in one transaction. A blob already
     /// indexed in another pack keeps its first location.
     pub fn add_pack(&mut self, pack: &PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT OR IGNORE INTO packs (name, size, blobs, added_ns) VALUES (?1, ?2, ?3, ?4)",
             params![&pack.0[..], size as i64, entries.len() as i64, now_ns()],
         )?;
-        let pack_row: i64 = tx.query_row("SELECT id FROM packs WHERE name = ?1", [&pack.0[..]], |r| r.get(0))?;
+        let pack_row: i64 =
+            tx.query_row("SELECT id FROM packs WHERE name = ?1", [&pack.0[..]], |r| {
+                r.get(0)
+            })?;
         {
             let mut st = tx.prepare_cached(
                 "INSERT OR IGNORE INTO blobs (id, type, pack, offset, length, raw_length)
@@ -205,7 +221,9 @@ impl Index {
     }
 
     pub fn add_snapshot(&mut self, id: &SnapshotId, snap: &Snapshot) -> Result<()> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT OR REPLACE INTO snapshots (id, time_ns, host, user, tags) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
@@ -236,14 +254,19 @@ impl Index {
         let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
         let mut out = Vec::new();
         for r in rows {
-            out.push(SnapshotId::from_slice(&r?).ok_or_else(|| Error::corrupt("index holds a bad snapshot id"))?);
+            out.push(
+                SnapshotId::from_slice(&r?)
+                    .ok_or_else(|| Error::corrupt("index holds a bad snapshot id"))?,
+            );
         }
         Ok(out)
     }
 
     /// All snapshots, oldest first.
     pub fn snapshots(&self) -> Result<Vec<SnapshotRow>> {
-        let mut st = self.conn.prepare("SELECT id, time_ns, host, user, tags FROM snapshots ORDER BY time_ns, id")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT id, time_ns, host, user, tags FROM snapshots ORDER BY time_ns, id")?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,
@@ -254,14 +277,19 @@ impl Index {
             ))
         })?;
         let mut out = Vec::new();
-        let mut est = self.conn.prepare_cached("SELECT name, kind, size FROM entries WHERE snapshot = ?1 ORDER BY name")?;
+        let mut est = self.conn.prepare_cached(
+            "SELECT name, kind, size FROM entries WHERE snapshot = ?1 ORDER BY name",
+        )?;
         for r in rows {
             let (id, time_ns, host, user, tags) = r?;
             let entries = est
-                .query_map([&id[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?
+                .query_map([&id[..]], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             out.push(SnapshotRow {
-                id: SnapshotId::from_slice(&id).ok_or_else(|| Error::corrupt("index holds a bad snapshot id"))?,
+                id: SnapshotId::from_slice(&id)
+                    .ok_or_else(|| Error::corrupt("index holds a bad snapshot id"))?,
                 time_ns,
                 host,
                 user,
@@ -281,6 +309,8 @@ impl Index {
     }
 
     pub fn pack_count(&self) -> Result<u64> {
-        Ok(self.conn.query_row("SELECT count(*) FROM packs", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM packs", [], |r| r.get::<_, i64>(0))? as u64)
     }
 }

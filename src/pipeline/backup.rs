@@ -83,10 +83,20 @@ impl<'r> BackupSession<'r> {
         Ok(self.pending.lock().unwrap().insert(*id))
     }
 
-    fn add_sealed(&self, ty: ObjectType, id: BlobId, raw_len: usize, sealed: Vec<u8>) -> Result<u64> {
+    fn add_sealed(
+        &self,
+        ty: ObjectType,
+        id: BlobId,
+        raw_len: usize,
+        sealed: Vec<u8>,
+    ) -> Result<u64> {
         let stored = sealed.len() as u64;
         let target = self.repo.config().pack_size as usize;
-        let batch = self.packer.lock().unwrap().add(ty, id, raw_len as u32, sealed, target);
+        let batch = self
+            .packer
+            .lock()
+            .unwrap()
+            .add(ty, id, raw_len as u32, sealed, target);
         if let Some(batch) = batch {
             self.write_batch(batch)?;
         }
@@ -150,10 +160,9 @@ impl<'r> BackupSession<'r> {
             workers() * 2,
             move |em| {
                 let mut chunker = Chunker::new(params, seed);
-                while let Some(chunk) = chunker
-                    .next_chunk(input)
-                    .map_err(|e| Error::other(format!("reading the input of {name}: {e}")).with_source(e))?
-                {
+                while let Some(chunk) = chunker.next_chunk(input).map_err(|e| {
+                    Error::other(format!("reading the input of {name}: {e}")).with_source(e)
+                })? {
                     em.work(chunk)?;
                 }
                 Ok(())
@@ -170,8 +179,13 @@ impl<'r> BackupSession<'r> {
         )
         .map_err(|e| e.context(format!("backing up {name}")))?;
         if stats.bytes_read == 0 {
-            return Err(Error::new(crate::ErrorKind::CommandFailed, format!("{name}: the input is empty; no snapshot was made"))
-                .with_hint("a dump that prints nothing is not a backup: check the command or the input"));
+            return Err(Error::new(
+                crate::ErrorKind::CommandFailed,
+                format!("{name}: the input is empty; no snapshot was made"),
+            )
+            .with_hint(
+                "a dump that prints nothing is not a backup: check the command or the input",
+            ));
         }
         let content = content.finish(self, &index)?;
         stats.duration_ms = t0.elapsed().as_millis() as u64;
@@ -197,7 +211,12 @@ impl<'r> BackupSession<'r> {
     /// Back up the directory (or single file) at `path` as entry `name`. Files
     /// whose size, mtime, ctime and inode match the `parent` snapshot's entry of
     /// the same name are taken from it without being read.
-    pub fn tree(&mut self, name: &str, path: &Path, parent: Option<(SnapshotId, &Entry)>) -> Result<&Entry> {
+    pub fn tree(
+        &mut self,
+        name: &str,
+        path: &Path,
+        parent: Option<(SnapshotId, &Entry)>,
+    ) -> Result<&Entry> {
         self.check_new_name(name)?;
         let started = now_rfc3339();
         let t0 = Instant::now();
@@ -240,9 +259,12 @@ impl<'r> BackupSession<'r> {
                     progress.warn(&w);
                     Ok(())
                 }
-                Done::Event(ev) => builder.event(ev, &mut stats, &mut |ty, bytes| this.store_meta(&index, ty, bytes), &mut |ids| {
-                    store_list(this, &index, ids)
-                }),
+                Done::Event(ev) => builder.event(
+                    ev,
+                    &mut stats,
+                    &mut |ty, bytes| this.store_meta(&index, ty, bytes),
+                    &mut |ids| store_list(this, &index, ids),
+                ),
             },
         )
         .map_err(|e| e.context(format!("backing up {name}")))?;
@@ -323,7 +345,11 @@ impl ContentBuilder {
         self.push_with(id, &mut |ids| store_list(session, index, ids))
     }
 
-    pub fn push_with(&mut self, id: BlobId, store: &mut dyn FnMut(&[BlobId]) -> Result<BlobId>) -> Result<()> {
+    pub fn push_with(
+        &mut self,
+        id: BlobId,
+        store: &mut dyn FnMut(&[BlobId]) -> Result<BlobId>,
+    ) -> Result<()> {
         self.chunks.push(id);
         if self.chunks.len() == LIST_MAX {
             self.lists.push(store(&self.chunks)?);
@@ -336,14 +362,23 @@ impl ContentBuilder {
         self.finish_with(&mut |ids| store_list(session, index, ids))
     }
 
-    pub fn finish_with(mut self, store: &mut dyn FnMut(&[BlobId]) -> Result<BlobId>) -> Result<Content> {
+    pub fn finish_with(
+        mut self,
+        store: &mut dyn FnMut(&[BlobId]) -> Result<BlobId>,
+    ) -> Result<Content> {
         if self.lists.is_empty() {
-            return Ok(Content { chunks: self.chunks, lists: Vec::new() });
+            return Ok(Content {
+                chunks: self.chunks,
+                lists: Vec::new(),
+            });
         }
         if !self.chunks.is_empty() {
             self.lists.push(store(&self.chunks)?);
         }
-        Ok(Content { chunks: Vec::new(), lists: self.lists })
+        Ok(Content {
+            chunks: Vec::new(),
+            lists: self.lists,
+        })
     }
 }
 

@@ -31,7 +31,9 @@ impl<W, E> Emitter<'_, W, E> {
         if self.stop.load(Ordering::Relaxed) {
             return Err(Error::other("stopped"));
         }
-        self.tx.send((self.seq, job)).map_err(|_| Error::other("stopped"))?;
+        self.tx
+            .send((self.seq, job))
+            .map_err(|_| Error::other("stopped"))?;
         self.seq += 1;
         Ok(())
     }
@@ -68,14 +70,18 @@ where
         let producer = {
             let done_tx = done_tx.clone();
             s.spawn(move || {
-                let mut em = Emitter { seq: 0, tx: job_tx, stop };
+                let mut em = Emitter {
+                    seq: 0,
+                    tx: job_tx,
+                    stop,
+                };
                 let r = produce(&mut em);
                 let end = em.seq;
                 drop(em);
-                if let Err(e) = r {
-                    if !stop.load(Ordering::Relaxed) {
-                        let _ = done_tx.send((u64::MAX, Err(e)));
-                    }
+                if let Err(e) = r
+                    && !stop.load(Ordering::Relaxed)
+                {
+                    let _ = done_tx.send((u64::MAX, Err(e)));
                 }
                 end
             })
@@ -140,7 +146,9 @@ where
         }
         let end = producer.join().expect("producer thread panicked");
         if first_err.is_none() && next != end {
-            first_err = Some(Error::other(format!("pipeline lost work: consumed {next} of {end}")));
+            first_err = Some(Error::other(format!(
+                "pipeline lost work: consumed {next} of {end}"
+            )));
         }
         match first_err {
             Some(e) => Err(e),

@@ -35,5 +35,8 @@ impl Progress for NoProgress {}
 
 /// Worker threads to use: one per core.
 pub fn workers() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 16)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 16)
 }

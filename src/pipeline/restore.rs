@@ -24,7 +24,12 @@ pub struct RestoreOptions {
 type Work = (BlobId, BlobLocation);
 
 /// Emit the chunks of `content` in order, resolving chunk lists.
-fn emit_content<E>(repo: &Repo, index: &Index, content: &Content, em: &mut Emitter<'_, Work, E>) -> Result<()> {
+fn emit_content<E>(
+    repo: &Repo,
+    index: &Index,
+    content: &Content,
+    em: &mut Emitter<'_, Work, E>,
+) -> Result<()> {
     let one = |id: &BlobId, em: &mut Emitter<'_, Work, E>| -> Result<()> {
         let loc = index.lookup(id)?.ok_or_else(|| {
             Error::corrupt(format!("data chunk {id} is not in the repository"))
@@ -50,7 +55,12 @@ fn read_chunk(repo: &Repo, (id, loc): Work) -> Result<Vec<u8>> {
 }
 
 /// Write the stream `content` to `out`, verified chunk by chunk. Returns bytes written.
-pub fn restore_stream(repo: &Repo, content: &Content, out: &mut dyn Write, progress: &dyn Progress) -> Result<u64> {
+pub fn restore_stream(
+    repo: &Repo,
+    content: &Content,
+    out: &mut dyn Write,
+    progress: &dyn Progress,
+) -> Result<u64> {
     content.check()?;
     let mut written = 0u64;
     engine::run(
@@ -64,14 +74,17 @@ pub fn restore_stream(repo: &Repo, content: &Content, out: &mut dyn Write, progr
         |_, w| read_chunk(repo, w),
         |done: Done<Vec<u8>, ()>| {
             if let Done::Output(data) = done {
-                out.write_all(&data).map_err(|e| Error::other(format!("writing the restored stream: {e}")).with_source(e))?;
+                out.write_all(&data).map_err(|e| {
+                    Error::other(format!("writing the restored stream: {e}")).with_source(e)
+                })?;
                 written += data.len() as u64;
                 progress.bytes(data.len() as u64);
             }
             Ok(())
         },
     )?;
-    out.flush().map_err(|e| Error::other(format!("writing the restored stream: {e}")).with_source(e))?;
+    out.flush()
+        .map_err(|e| Error::other(format!("writing the restored stream: {e}")).with_source(e))?;
     Ok(written)
 }
 
@@ -88,7 +101,13 @@ enum Ev {
     Leaf(PathBuf, Node),
 }
 
-fn walk_tree(repo: &Repo, index: &Index, rel: &Path, tree_id: &BlobId, em: &mut Emitter<'_, Work, Ev>) -> Result<()> {
+fn walk_tree(
+    repo: &Repo,
+    index: &Index,
+    rel: &Path,
+    tree_id: &BlobId,
+    em: &mut Emitter<'_, Work, Ev>,
+) -> Result<()> {
     let tree = Tree::decode(&repo.read_blob(index, ObjectType::Tree, tree_id)?)
         .map_err(|e| e.context(format!("tree {tree_id}")))?;
     for node in tree.nodes {
@@ -119,15 +138,22 @@ fn is_root() -> bool {
 /// Apply owner (when root), mode and mtime to a restored node.
 fn apply_metadata(path: &Path, node: &Node) -> Result<()> {
     if is_root() {
-        std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)).map_err(|e| Error::io("setting the owner of", path, e))?;
+        std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid))
+            .map_err(|e| Error::io("setting the owner of", path, e))?;
     }
-    let mtime = filetime::FileTime::from_unix_time(node.mtime_ns.div_euclid(1_000_000_000), node.mtime_ns.rem_euclid(1_000_000_000) as u32);
+    let mtime = filetime::FileTime::from_unix_time(
+        node.mtime_ns.div_euclid(1_000_000_000),
+        node.mtime_ns.rem_euclid(1_000_000_000) as u32,
+    );
     if node.kind == NodeKind::Symlink {
-        filetime::set_symlink_file_times(path, mtime, mtime).map_err(|e| Error::io("setting times of", path, e))?;
+        filetime::set_symlink_file_times(path, mtime, mtime)
+            .map_err(|e| Error::io("setting times of", path, e))?;
         return Ok(());
     }
-    fs::set_permissions(path, fs::Permissions::from_mode(node.mode)).map_err(|e| Error::io("setting the mode of", path, e))?;
-    filetime::set_file_times(path, mtime, mtime).map_err(|e| Error::io("setting times of", path, e))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(node.mode))
+        .map_err(|e| Error::io("setting the mode of", path, e))?;
+    filetime::set_file_times(path, mtime, mtime)
+        .map_err(|e| Error::io("setting times of", path, e))?;
     Ok(())
 }
 
@@ -136,7 +162,9 @@ fn clear_way(path: &Path, want_dir: bool) -> Result<()> {
     match fs::symlink_metadata(path) {
         Err(_) => Ok(()),
         Ok(md) if md.is_dir() && want_dir => Ok(()),
-        Ok(md) if md.is_dir() => fs::remove_dir_all(path).map_err(|e| Error::io("removing", path, e)),
+        Ok(md) if md.is_dir() => {
+            fs::remove_dir_all(path).map_err(|e| Error::io("removing", path, e))
+        }
         Ok(_) => fs::remove_file(path).map_err(|e| Error::io("removing", path, e)),
     }
 }
@@ -154,9 +182,15 @@ pub fn restore_tree(
     if target.exists() {
         let md = fs::symlink_metadata(target).map_err(|e| Error::io("inspecting", target, e))?;
         if !md.is_dir() {
-            return Err(Error::usage(format!("restore target {} exists and is not a directory", target.display())));
+            return Err(Error::usage(format!(
+                "restore target {} exists and is not a directory",
+                target.display()
+            )));
         }
-        let empty = fs::read_dir(target).map_err(|e| Error::io("reading", target, e))?.next().is_none();
+        let empty = fs::read_dir(target)
+            .map_err(|e| Error::io("reading", target, e))?
+            .next()
+            .is_none();
         if !empty && !opts.overwrite {
             return Err(Error::usage(format!("restore target {} is not empty", target.display()))
                 .with_hint("restore into a new directory, or pass --overwrite to replace what is there"));
@@ -180,7 +214,8 @@ pub fn restore_tree(
             match done {
                 Done::Output(data) => {
                     let (f, path, _) = current.as_mut().expect("chunk outside a file");
-                    f.write_all(&data).map_err(|e| Error::io("writing", path, e))?;
+                    f.write_all(&data)
+                        .map_err(|e| Error::io("writing", path, e))?;
                     written += data.len() as u64;
                     progress.bytes(data.len() as u64);
                 }
@@ -194,7 +229,8 @@ pub fn restore_tree(
                         Err(e) if overwrite && e.kind() == std::io::ErrorKind::AlreadyExists => {}
                         Err(e) => return Err(Error::io("creating", &p, e)),
                     }
-                    fs::set_permissions(&p, fs::Permissions::from_mode(0o700)).map_err(|e| Error::io("setting the mode of", &p, e))?;
+                    fs::set_permissions(&p, fs::Permissions::from_mode(0o700))
+                        .map_err(|e| Error::io("setting the mode of", &p, e))?;
                 }
                 Done::Event(Ev::DirDone(rel, node)) => {
                     let p = target.join(&rel);
@@ -230,11 +266,17 @@ pub fn restore_tree(
                                 .map_err(|e| Error::io("creating symlink", &p, e))?;
                         }
                         NodeKind::Fifo => {
-                            let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()))
-                                .map_err(|_| Error::usage("path contains NUL"))?;
+                            let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(
+                                p.as_os_str(),
+                            ))
+                            .map_err(|_| Error::usage("path contains NUL"))?;
                             // SAFETY: c is a valid NUL-terminated path.
                             if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
-                                return Err(Error::io("creating fifo", &p, std::io::Error::last_os_error()));
+                                return Err(Error::io(
+                                    "creating fifo",
+                                    &p,
+                                    std::io::Error::last_os_error(),
+                                ));
                             }
                         }
                         _ => unreachable!("leaves are symlinks and fifos"),

@@ -64,37 +64,71 @@ type Em<'a, 'b> = Emitter<'a, Vec<u8>, TreeEvent>;
 
 impl<'r> Walker<'r> {
     pub fn new(repo: &'r Repo, chunker: Chunker, progress: &'r dyn Progress) -> Result<Self> {
-        Ok(Walker { repo, index: repo.index_reader()?, chunker, progress })
+        Ok(Walker {
+            repo,
+            index: repo.index_reader()?,
+            chunker,
+            progress,
+        })
     }
 
     fn load_tree(&self, id: &BlobId, em: &mut Em<'_, '_>) -> Result<Option<Tree>> {
-        match self.repo.read_blob(&self.index, ObjectType::Tree, id).and_then(|b| Tree::decode(&b)) {
+        match self
+            .repo
+            .read_blob(&self.index, ObjectType::Tree, id)
+            .and_then(|b| Tree::decode(&b))
+        {
             Ok(t) => Ok(Some(t)),
             Err(e) => {
-                em.event(TreeEvent::Warning(format!("parent tree unreadable, files will be read again: {e}")))?;
+                em.event(TreeEvent::Warning(format!(
+                    "parent tree unreadable, files will be read again: {e}"
+                )))?;
                 Ok(None)
             }
         }
     }
 
     /// Walk `root` (a directory, or a single file wrapped in a directory).
-    pub fn walk_root(&mut self, root: &Path, parent_tree: Option<BlobId>, em: &mut Em<'_, '_>) -> Result<()> {
+    pub fn walk_root(
+        &mut self,
+        root: &Path,
+        parent_tree: Option<BlobId>,
+        em: &mut Em<'_, '_>,
+    ) -> Result<()> {
         let md = fs::symlink_metadata(root).map_err(|e| Error::io("reading", root, e))?;
-        let name = root.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_else(|| b"/".to_vec());
+        let name = root
+            .file_name()
+            .map(|n| n.as_bytes().to_vec())
+            .unwrap_or_else(|| b"/".to_vec());
         if md.is_dir() {
             let parent = match parent_tree {
                 Some(id) => self.load_tree(&id, em)?,
                 None => None,
             };
-            self.walk_dir(root, node_from_metadata(&name, &md, NodeKind::Dir), parent, em)
+            self.walk_dir(
+                root,
+                node_from_metadata(&name, &md, NodeKind::Dir),
+                parent,
+                em,
+            )
         } else {
-            em.event(TreeEvent::EnterDir(node_from_metadata(b"/", &md, NodeKind::Dir)))?;
+            em.event(TreeEvent::EnterDir(node_from_metadata(
+                b"/",
+                &md,
+                NodeKind::Dir,
+            )))?;
             self.visit(root, &name, &md, None, em)?;
             em.event(TreeEvent::LeaveDir)
         }
     }
 
-    fn walk_dir(&mut self, dir: &Path, node: Node, parent: Option<Tree>, em: &mut Em<'_, '_>) -> Result<()> {
+    fn walk_dir(
+        &mut self,
+        dir: &Path,
+        node: Node,
+        parent: Option<Tree>,
+        em: &mut Em<'_, '_>,
+    ) -> Result<()> {
         em.event(TreeEvent::EnterDir(node))?;
         let mut names: Vec<OsString> = match fs::read_dir(dir) {
             Ok(rd) => {
@@ -102,13 +136,19 @@ impl<'r> Walker<'r> {
                 for ent in rd {
                     match ent {
                         Ok(ent) => v.push(ent.file_name()),
-                        Err(e) => em.event(TreeEvent::Warning(format!("listing {}: {e}", dir.display())))?,
+                        Err(e) => em.event(TreeEvent::Warning(format!(
+                            "listing {}: {e}",
+                            dir.display()
+                        )))?,
                     }
                 }
                 v
             }
             Err(e) => {
-                em.event(TreeEvent::Warning(format!("listing {}: {e}; stored as empty", dir.display())))?;
+                em.event(TreeEvent::Warning(format!(
+                    "listing {}: {e}; stored as empty",
+                    dir.display()
+                )))?;
                 Vec::new()
             }
         };
@@ -118,7 +158,10 @@ impl<'r> Walker<'r> {
             let md = match fs::symlink_metadata(&path) {
                 Ok(md) => md,
                 Err(e) => {
-                    em.event(TreeEvent::Warning(format!("{}: {e}; skipped", path.display())))?;
+                    em.event(TreeEvent::Warning(format!(
+                        "{}: {e}; skipped",
+                        path.display()
+                    )))?;
                     continue;
                 }
             };
@@ -135,10 +178,20 @@ impl<'r> Walker<'r> {
         Ok(())
     }
 
-    fn visit(&mut self, path: &Path, name: &[u8], md: &Metadata, pnode: Option<&Node>, em: &mut Em<'_, '_>) -> Result<()> {
+    fn visit(
+        &mut self,
+        path: &Path,
+        name: &[u8],
+        md: &Metadata,
+        pnode: Option<&Node>,
+        em: &mut Em<'_, '_>,
+    ) -> Result<()> {
         let ft = md.file_type();
         if ft.is_dir() {
-            let sub = match pnode.filter(|n| n.kind == NodeKind::Dir).and_then(|n| n.subtree) {
+            let sub = match pnode
+                .filter(|n| n.kind == NodeKind::Dir)
+                .and_then(|n| n.subtree)
+            {
                 Some(id) => self.load_tree(&id, em)?,
                 None => None,
             };
@@ -159,7 +212,12 @@ impl<'r> Walker<'r> {
             }
             let mut file = match File::open(path) {
                 Ok(f) => f,
-                Err(e) => return em.event(TreeEvent::Warning(format!("{}: {e}; skipped", path.display()))),
+                Err(e) => {
+                    return em.event(TreeEvent::Warning(format!(
+                        "{}: {e}; skipped",
+                        path.display()
+                    )));
+                }
             };
             em.event(TreeEvent::FileStart(node))?;
             self.chunker.reset();
@@ -168,7 +226,10 @@ impl<'r> Walker<'r> {
                     Ok(Some(chunk)) => em.work(chunk)?,
                     Ok(None) => break,
                     Err(e) => {
-                        em.event(TreeEvent::Warning(format!("{}: {e}; stored as far as it was read", path.display())))?;
+                        em.event(TreeEvent::Warning(format!(
+                            "{}: {e}; stored as far as it was read",
+                            path.display()
+                        )))?;
                         break;
                     }
                 }
@@ -181,13 +242,27 @@ impl<'r> Walker<'r> {
                     node.target = Some(RawName::from_os(target.as_os_str()));
                     em.event(TreeEvent::Leaf(node))
                 }
-                Err(e) => em.event(TreeEvent::Warning(format!("{}: {e}; skipped", path.display()))),
+                Err(e) => em.event(TreeEvent::Warning(format!(
+                    "{}: {e}; skipped",
+                    path.display()
+                ))),
             }
         } else if ft.is_fifo() {
-            em.event(TreeEvent::Leaf(node_from_metadata(name, md, NodeKind::Fifo)))
+            em.event(TreeEvent::Leaf(node_from_metadata(
+                name,
+                md,
+                NodeKind::Fifo,
+            )))
         } else {
-            let what = if ft.is_socket() { "socket" } else { "device file" };
-            em.event(TreeEvent::Warning(format!("{}: {what} skipped", path.display())))
+            let what = if ft.is_socket() {
+                "socket"
+            } else {
+                "device file"
+            };
+            em.event(TreeEvent::Warning(format!(
+                "{}: {what} skipped",
+                path.display()
+            )))
         }
     }
 }
@@ -211,7 +286,13 @@ impl TreeBuilder {
         content.push_with(id, store_list)
     }
 
-    pub fn event(&mut self, ev: TreeEvent, stats: &mut Stats, store_meta: &mut StoreMeta<'_>, store_list: &mut StoreList<'_>) -> Result<()> {
+    pub fn event(
+        &mut self,
+        ev: TreeEvent,
+        stats: &mut Stats,
+        store_meta: &mut StoreMeta<'_>,
+        store_list: &mut StoreList<'_>,
+    ) -> Result<()> {
         match ev {
             TreeEvent::EnterDir(node) => self.stack.push((node, Vec::new())),
             TreeEvent::FileStart(node) => self.file = Some((node, ContentBuilder::default(), 0)),
@@ -252,7 +333,9 @@ impl TreeBuilder {
 
     /// The root directory node, its tree id, and the bytes of all files.
     pub fn finish(self) -> Result<(Node, BlobId, u64)> {
-        let root = self.done.ok_or_else(|| Error::other("the walk did not finish"))?;
+        let root = self
+            .done
+            .ok_or_else(|| Error::other("the walk did not finish"))?;
         let id = root.subtree.expect("set at LeaveDir");
         Ok((root, id, self.size))
     }

@@ -77,8 +77,14 @@ pub struct Repo {
 }
 
 fn no_repo(root: &Path) -> Error {
-    Error::new(ErrorKind::NoRepository, format!("no coffre repository at {}", root.display()))
-        .with_hint(format!("create one with `coffre init --repo {}`, or check --repo / COFFRE_REPO", root.display()))
+    Error::new(
+        ErrorKind::NoRepository,
+        format!("no coffre repository at {}", root.display()),
+    )
+    .with_hint(format!(
+        "create one with `coffre init --repo {}`, or check --repo / COFFRE_REPO",
+        root.display()
+    ))
 }
 
 pub fn host_name() -> String {
@@ -106,7 +112,10 @@ impl Repo {
     /// Create a repository at `root`, which must not exist or be an empty directory.
     pub fn init(root: &Path, password: &str, opts: &InitOptions) -> Result<RepoId> {
         if root.join(CONFIG).exists() {
-            return Err(Error::usage(format!("{} already holds a coffre repository", root.display())));
+            return Err(Error::usage(format!(
+                "{} already holds a coffre repository",
+                root.display()
+            )));
         }
         if root.exists() {
             let nonempty = std::fs::read_dir(root)
@@ -114,34 +123,56 @@ impl Repo {
                 .next()
                 .is_some();
             if nonempty {
-                return Err(Error::usage(format!("{} exists and is not empty", root.display()))
-                    .with_hint("choose a new or empty directory for the repository"));
+                return Err(
+                    Error::usage(format!("{} exists and is not empty", root.display()))
+                        .with_hint("choose a new or empty directory for the repository"),
+                );
             }
         }
         if password.is_empty() {
-            return Err(Error::usage("the password is empty").with_hint("choose a non-empty password"));
+            return Err(
+                Error::usage("the password is empty").with_hint("choose a non-empty password")
+            );
         }
         crate::storage::create_dir_private(root).map_err(|e| Error::io("creating", root, e))?;
         let storage = LocalStorage::new(root);
         let repo_id = RepoId(crate::crypto::random_array());
         let master = MasterKey::generate();
-        let kdf = KdfParams::new(opts.kdf_memory_kib, opts.kdf_iterations, opts.kdf_parallelism)
-            .map_err(|e| Error::usage(e.message().replace("key file has invalid", "invalid")))?;
+        let kdf = KdfParams::new(
+            opts.kdf_memory_kib,
+            opts.kdf_iterations,
+            opts.kdf_parallelism,
+        )
+        .map_err(|e| Error::usage(e.message().replace("key file has invalid", "invalid")))?;
         let config = RepoConfig {
             chunker: opts.chunker,
             zstd_level: opts.zstd_level,
             pack_size: opts.pack_size,
             created: now_rfc3339(),
         };
-        config.check().map_err(|e| Error::usage(e.message().to_string()))?;
-        let kf = KeyFile::create(&repo_id, &master, password.as_bytes(), kdf, &host_name(), &user_name(), None, None)?;
+        config
+            .check()
+            .map_err(|e| Error::usage(e.message().to_string()))?;
+        let kf = KeyFile::create(
+            &repo_id,
+            &master,
+            password.as_bytes(),
+            kdf,
+            &host_name(),
+            &user_name(),
+            None,
+        )?;
         for dir in [KEYS, PACKS, SNAPSHOTS, INDEX_DIR, "tmp"] {
-            crate::storage::create_dir_private(&root.join(dir)).map_err(|e| Error::io("creating", root, e))?;
+            crate::storage::create_dir_private(&root.join(dir))
+                .map_err(|e| Error::io("creating", root, e))?;
         }
         storage.write_atomic(&format!("{KEYS}/{}", kf.id), &[&kf.to_bytes()])?;
         let keys = Keys::derive(&master);
         // the config is written last: a repository without one is not a repository
-        storage.write_atomic(CONFIG, &[&config::encode(&keys.encryption, &repo_id, &config, None)])?;
+        storage.write_atomic(
+            CONFIG,
+            &[&config::encode(&keys.encryption, &repo_id, &config, None)],
+        )?;
         Ok(repo_id)
     }
 
@@ -171,7 +202,10 @@ impl Repo {
             }
         }
         if key_files.is_empty() {
-            return Err(Error::new(ErrorKind::WrongPassword, format!("{} has no usable key file", root.display())));
+            return Err(Error::new(
+                ErrorKind::WrongPassword,
+                format!("{} has no usable key file", root.display()),
+            ));
         }
         let mut found = None;
         for kf in &key_files {
@@ -185,12 +219,17 @@ impl Repo {
             }
         }
         let Some((master, key_id)) = found else {
-            return Err(Error::new(ErrorKind::WrongPassword, "wrong password: no key file of this repository opens with it")
-                .with_hint("check COFFRE_PASSWORD, --password-file or --password-command"));
+            return Err(Error::new(
+                ErrorKind::WrongPassword,
+                "wrong password: no key file of this repository opens with it",
+            )
+            .with_hint("check COFFRE_PASSWORD, --password-file or --password-command"));
         };
         let keys = Keys::derive(&master);
-        let config = config::decode(&keys.encryption, &storage.read(CONFIG)?).map_err(|e| e.context("config"))?;
-        crate::storage::create_dir_private(&root.join(INDEX_DIR)).map_err(|e| Error::io("creating", root, e))?;
+        let config = config::decode(&keys.encryption, &storage.read(CONFIG)?)
+            .map_err(|e| e.context("config"))?;
+        crate::storage::create_dir_private(&root.join(INDEX_DIR))
+            .map_err(|e| Error::io("creating", root, e))?;
         let (index, created) = Index::open(&root.join(INDEX_FILE), &repo_id)?;
         let repo = Repo {
             root: root.to_path_buf(),
@@ -237,20 +276,34 @@ impl Repo {
     }
 
     pub fn binding<'a>(&'a self, object_type: ObjectType, id: &'a [u8; 32]) -> Binding<'a> {
-        Binding { repo_id: &self.repo_id, object_type, object_id: id }
+        Binding {
+            repo_id: &self.repo_id,
+            object_type,
+            object_id: id,
+        }
     }
 
     /// Compress (when it pays) and encrypt a blob.
     pub fn seal_blob(&self, ty: ObjectType, id: &BlobId, plaintext: &[u8]) -> Vec<u8> {
-        envelope::seal(&self.keys.encryption, self.binding(ty, &id.0), plaintext, Some(self.config.zstd_level), None)
+        envelope::seal(
+            &self.keys.encryption,
+            self.binding(ty, &id.0),
+            plaintext,
+            Some(self.config.zstd_level),
+            None,
+        )
     }
 
     /// Read, authenticate, decompress and re-hash a blob; refuses anything that
     /// does not verify, naming the blob and its pack.
     pub fn read_blob(&self, index: &Index, ty: ObjectType, id: &BlobId) -> Result<Vec<u8>> {
         let loc = index.lookup(id)?.ok_or_else(|| {
-            Error::corrupt(format!("{} {} is not in the repository index", ty.name(), id))
-                .with_hint("the repository is damaged or the index is stale")
+            Error::corrupt(format!(
+                "{} {} is not in the repository index",
+                ty.name(),
+                id
+            ))
+            .with_hint("the repository is damaged or the index is stale")
         })?;
         self.read_blob_at(ty, id, &loc)
     }
@@ -258,7 +311,11 @@ impl Repo {
     pub fn read_blob_at(&self, ty: ObjectType, id: &BlobId, loc: &BlobLocation) -> Result<Vec<u8>> {
         let where_ = || format!("{} {} in pack {}", ty.name(), id, loc.pack);
         if loc.blob_type != ty {
-            return Err(Error::corrupt(format!("{} is indexed as a {}", where_(), loc.blob_type.name())));
+            return Err(Error::corrupt(format!(
+                "{} is indexed as a {}",
+                where_(),
+                loc.blob_type.name()
+            )));
         }
         let sealed = self
             .storage
@@ -271,10 +328,16 @@ impl Repo {
         let plain = envelope::open(&self.keys.encryption, self.binding(ty, &id.0), &sealed, cap)
             .map_err(|e| Error::corrupt(format!("{}: {}", where_(), e.message())))?;
         if self.keys.blob_id(&plain) != *id {
-            return Err(Error::corrupt(format!("{}: content does not match its id", where_())));
+            return Err(Error::corrupt(format!(
+                "{}: content does not match its id",
+                where_()
+            )));
         }
         if plain.len() != loc.raw_length as usize {
-            return Err(Error::corrupt(format!("{}: length differs from the pack header", where_())));
+            return Err(Error::corrupt(format!(
+                "{}: length differs from the pack header",
+                where_()
+            )));
         }
         Ok(plain)
     }
@@ -297,7 +360,10 @@ impl Repo {
     }
 
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
-        let bytes = self.storage.read(&snapshot_path(id)).map_err(|e| e.context(format!("snapshot {}", id.short())))?;
+        let bytes = self
+            .storage
+            .read(&snapshot_path(id))
+            .map_err(|e| e.context(format!("snapshot {}", id.short())))?;
         let plain = envelope::open(
             &self.keys.encryption,
             self.binding(ObjectType::Snapshot, &id.0),
@@ -305,7 +371,8 @@ impl Repo {
             METADATA_CAP,
         )
         .map_err(|e| Error::corrupt(format!("snapshot {id}: {}", e.message())))?;
-        Snapshot::decode(&plain).map_err(|e| Error::corrupt(format!("snapshot {id}: {}", e.message())))
+        Snapshot::decode(&plain)
+            .map_err(|e| Error::corrupt(format!("snapshot {id}: {}", e.message())))
     }
 
     /// Bring the index's snapshot table in line with the `snapshots/` directory.
@@ -316,7 +383,8 @@ impl Repo {
             .iter()
             .filter_map(|n| SnapshotId::from_hex(n).ok())
             .collect();
-        let indexed: std::collections::BTreeSet<SnapshotId> = self.index().snapshot_ids()?.into_iter().collect();
+        let indexed: std::collections::BTreeSet<SnapshotId> =
+            self.index().snapshot_ids()?.into_iter().collect();
         for id in on_disk.difference(&indexed) {
             match self.load_snapshot(id) {
                 Ok(snap) => self.index().add_snapshot(id, &snap)?,
@@ -334,7 +402,9 @@ impl Repo {
         let mut added = 0;
         for dir in self.storage.list(PACKS)? {
             for name in self.storage.list(&format!("{PACKS}/{dir}"))? {
-                let Ok(id) = PackId::from_hex(&name) else { continue };
+                let Ok(id) = PackId::from_hex(&name) else {
+                    continue;
+                };
                 if self.index().has_pack(&id)? {
                     continue;
                 }
@@ -356,7 +426,11 @@ impl Repo {
         if size < 4 {
             return Err(Error::corrupt(format!("pack {id} is truncated")));
         }
-        let trailer: [u8; 4] = self.storage.read_at(&path, size - 4, 4)?.try_into().unwrap();
+        let trailer: [u8; 4] = self
+            .storage
+            .read_at(&path, size - 4, 4)?
+            .try_into()
+            .unwrap();
         let (off, len) = pack::header_range(size, &trailer)?;
         let header = self.storage.read_at(&path, off, len as usize)?;
         let entries = pack::decode_header(&self.keys.encryption, &self.repo_id, &header, off)
@@ -369,7 +443,9 @@ impl Repo {
     pub fn list_keys(&self) -> Result<Vec<KeyFile>> {
         let mut out = Vec::new();
         for name in self.storage.list(KEYS)? {
-            out.push(KeyFile::parse(&self.storage.read(&format!("{KEYS}/{name}"))?)?);
+            out.push(KeyFile::parse(
+                &self.storage.read(&format!("{KEYS}/{name}"))?,
+            )?);
         }
         Ok(out)
     }
@@ -379,18 +455,31 @@ impl Repo {
         if password.is_empty() {
             return Err(Error::usage("the new password is empty"));
         }
-        let kf = KeyFile::create(&self.repo_id, &self.master, password.as_bytes(), kdf, &host_name(), &user_name(), None, None)?;
-        self.storage.write_atomic(&format!("{KEYS}/{}", kf.id), &[&kf.to_bytes()])?;
+        let kf = KeyFile::create(
+            &self.repo_id,
+            &self.master,
+            password.as_bytes(),
+            kdf,
+            &host_name(),
+            &user_name(),
+            None,
+        )?;
+        self.storage
+            .write_atomic(&format!("{KEYS}/{}", kf.id), &[&kf.to_bytes()])?;
         Ok(kf.id)
     }
 
     pub fn remove_key(&self, id: &str) -> Result<()> {
         let keys = self.storage.list(KEYS)?;
         if !keys.iter().any(|k| k == id) {
-            return Err(Error::not_found(format!("no key file {id}")).with_hint("see `coffre key list`"));
+            return Err(
+                Error::not_found(format!("no key file {id}")).with_hint("see `coffre key list`")
+            );
         }
         if keys.len() == 1 {
-            return Err(Error::usage("refusing to remove the last key file: the repository would be unreadable"));
+            return Err(Error::usage(
+                "refusing to remove the last key file: the repository would be unreadable",
+            ));
         }
         self.storage.remove(&format!("{KEYS}/{id}"))
     }

@@ -29,11 +29,28 @@ pub struct Packer {
 
 impl Packer {
     /// Add a sealed blob; returns a full batch to write once `target` bytes are pending.
-    pub fn add(&mut self, ty: ObjectType, id: BlobId, raw_length: u32, sealed: Vec<u8>, target: usize) -> Option<PackBatch> {
-        let entry = PackEntry { blob_type: ty, id, offset: 0, length: sealed.len() as u32, raw_length };
+    pub fn add(
+        &mut self,
+        ty: ObjectType,
+        id: BlobId,
+        raw_length: u32,
+        sealed: Vec<u8>,
+        target: usize,
+    ) -> Option<PackBatch> {
+        let entry = PackEntry {
+            blob_type: ty,
+            id,
+            offset: 0,
+            length: sealed.len() as u32,
+            raw_length,
+        };
         self.bytes += sealed.len();
         self.blobs.push((entry, sealed));
-        if self.bytes >= target { self.take() } else { None }
+        if self.bytes >= target {
+            self.take()
+        } else {
+            None
+        }
     }
 
     /// Whatever is pending, as a batch.
@@ -42,7 +59,9 @@ impl Packer {
         if self.blobs.is_empty() {
             return None;
         }
-        Some(PackBatch { blobs: std::mem::take(&mut self.blobs) })
+        Some(PackBatch {
+            blobs: std::mem::take(&mut self.blobs),
+        })
     }
 }
 
@@ -50,7 +69,7 @@ impl PackBatch {
     /// Write the blobs as one pack, make it durable, then index it.
     pub fn write(mut self, repo: &Repo) -> Result<FlushedPack> {
         // sorted by id: the order in the pack says nothing about the input
-        self.blobs.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        self.blobs.sort_by_key(|b| b.0.id);
         self.blobs.dedup_by(|a, b| a.0.id == b.0.id);
         let mut offset = 0u64;
         let mut entries = Vec::with_capacity(self.blobs.len());
@@ -70,6 +89,10 @@ impl PackBatch {
         let size = offset + header.len() as u64;
         repo.storage().write_atomic(&pack_path(&id), &parts)?;
         repo.index().add_pack(&id, size, &entries)?;
-        Ok(FlushedPack { id, size, blobs: entries.iter().map(|e| e.id).collect() })
+        Ok(FlushedPack {
+            id,
+            size,
+            blobs: entries.iter().map(|e| e.id).collect(),
+        })
     }
 }

@@ -14,7 +14,9 @@ pub struct LocalStorage {
 
 impl LocalStorage {
     pub fn new(root: &Path) -> LocalStorage {
-        LocalStorage { root: root.to_path_buf() }
+        LocalStorage {
+            root: root.to_path_buf(),
+        }
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -24,7 +26,10 @@ impl LocalStorage {
 
 /// Create `dir` and its parents with mode 0700.
 pub fn create_dir_private(dir: &Path) -> std::io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// fsync a directory so that a rename inside it is durable.
@@ -34,7 +39,11 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
     if e.kind() == IoKind::NotFound {
-        Error::new(ErrorKind::NotFound, format!("{what} {}: file not found", path.display())).with_source(e)
+        Error::new(
+            ErrorKind::NotFound,
+            format!("{what} {}: file not found", path.display()),
+        )
+        .with_source(e)
     } else {
         Error::io(what, path, e)
     }
@@ -53,7 +62,10 @@ impl Storage for LocalStorage {
         let mut buf = vec![0u8; len];
         f.read_exact_at(&mut buf, offset).map_err(|e| {
             if e.kind() == IoKind::UnexpectedEof {
-                Error::corrupt(format!("{} is shorter than expected (truncated?)", p.display()))
+                Error::corrupt(format!(
+                    "{} is shorter than expected (truncated?)",
+                    p.display()
+                ))
             } else {
                 Error::io("reading", &p, e)
             }
@@ -63,7 +75,9 @@ impl Storage for LocalStorage {
 
     fn size(&self, rel: &str) -> Result<u64> {
         let p = self.path(rel);
-        Ok(fs::metadata(&p).map_err(|e| io_err("inspecting", &p, e))?.len())
+        Ok(fs::metadata(&p)
+            .map_err(|e| io_err("inspecting", &p, e))?
+            .len())
     }
 
     fn exists(&self, rel: &str) -> Result<bool> {
@@ -88,7 +102,11 @@ impl Storage for LocalStorage {
             hex::encode(crate::crypto::random_array::<6>())
         ));
         let result = (|| {
-            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
             for part in parts {
                 f.write_all(part)?;
             }

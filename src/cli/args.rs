@@ -1,0 +1,201 @@
+//! Command-line arguments (clap). Validation into ready-to-run settings
+//! happens in the command files.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "coffre",
+    version,
+    about = "Encrypted, deduplicating backups of database dumps and volumes"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Repository directory
+    #[arg(long, short = 'r', env = "COFFRE_REPO", global = true)]
+    pub repo: Option<PathBuf>,
+    /// Read the password from the first line of this file
+    #[arg(long, env = "COFFRE_PASSWORD_FILE", global = true)]
+    pub password_file: Option<PathBuf>,
+    /// Run this command (no shell) and use the first line it prints as password
+    #[arg(long, env = "COFFRE_PASSWORD_COMMAND", global = true)]
+    pub password_command: Option<String>,
+    /// No progress bars
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a repository
+    Init(InitArgs),
+    /// Back up a command's output, stdin, or files and directories
+    Backup(BackupArgs),
+    /// List snapshots
+    Snapshots(SnapshotsArgs),
+    /// List the entries of a snapshot, or the files of a tree entry
+    Ls(LsArgs),
+    /// Restore an entry into a directory, a file, or a command's stdin
+    Restore(RestoreArgs),
+    /// Write a stream entry to stdout
+    Dump(DumpArgs),
+    /// Manage key files (passwords)
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Argon2id memory in MiB (8..=4096)
+    #[arg(long, default_value_t = 64)]
+    pub kdf_memory: u32,
+    /// Argon2id iterations (1..=16)
+    #[arg(long, default_value_t = 3)]
+    pub kdf_iterations: u32,
+    /// Argon2id parallelism (1..=16)
+    #[arg(long, default_value_t = 4)]
+    pub kdf_parallelism: u32,
+    /// zstd level for new data (1..=19)
+    #[arg(long, default_value_t = 3)]
+    pub compression: i32,
+    /// Average chunk size in KiB (min is 1/4, max 4x)
+    #[arg(long, default_value_t = 1024)]
+    pub chunk_size: u32,
+    /// Target pack size in MiB
+    #[arg(long, default_value_t = 16)]
+    pub pack_size: u32,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// Only snapshots holding this entry
+    #[arg(long, short = 'n')]
+    pub name: Option<String>,
+    /// Only snapshots with this tag (repeatable; all must match)
+    #[arg(long = "tag", short = 't')]
+    pub tags: Vec<String>,
+    /// Only snapshots from this host
+    #[arg(long)]
+    pub host: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// Name of the entry (e.g. postgres/app, uploads)
+    #[arg(long, short = 'n')]
+    pub name: String,
+    /// Tag the snapshot (repeatable)
+    #[arg(long = "tag", short = 't')]
+    pub tags: Vec<String>,
+    /// Record this host name instead of the machine's
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Store standard input as a stream
+    #[arg(long, conflicts_with = "paths")]
+    pub stdin: bool,
+    /// Print a JSON summary line on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Do not use the previous snapshot to skip unchanged files
+    #[arg(long)]
+    pub no_parent: bool,
+    /// The file or directory to back up
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<OsString>,
+    /// After `--`: a command whose stdout is stored (run without a shell)
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotsArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// JSON output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SelectArgs {
+    /// latest, latest~N, or a snapshot id prefix
+    #[arg(default_value = "latest")]
+    pub snapshot: String,
+    /// The newest snapshot at or before this time (RFC 3339 or local 'YYYY-MM-DD[ HH:MM[:SS]]')
+    #[arg(long)]
+    pub at: Option<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// JSON output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Directory (tree entries) or file (stream entries) to restore into
+    #[arg(long, conflicts_with = "into")]
+    pub target: Option<PathBuf>,
+    /// Pipe a stream entry into the command given after `--`
+    #[arg(long)]
+    pub into: bool,
+    /// Restore into a non-empty directory or over an existing file
+    #[arg(long)]
+    pub overwrite: bool,
+    /// The command for --into
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+pub struct DumpArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Add a key file with a new password (COFFRE_NEW_PASSWORD, --new-password-file, or a prompt)
+    Add(NewPasswordArgs),
+    /// List key files
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a key file
+    Remove { id: String },
+    /// Change the password of the key file in use
+    Passwd(NewPasswordArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NewPasswordArgs {
+    /// Read the new password from this file
+    #[arg(long, env = "COFFRE_NEW_PASSWORD_FILE")]
+    pub new_password_file: Option<PathBuf>,
+    /// Argon2id memory in MiB for the new key file
+    #[arg(long, default_value_t = 64)]
+    pub kdf_memory: u32,
+    #[arg(long, default_value_t = 3)]
+    pub kdf_iterations: u32,
+    #[arg(long, default_value_t = 4)]
+    pub kdf_parallelism: u32,
+}

@@ -1,0 +1,69 @@
+//! Progress bars on a terminal (indicatif); nothing when stderr is not one.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::pipeline::Progress;
+
+pub struct Bar {
+    bar: Option<ProgressBar>,
+    stored: AtomicU64,
+}
+
+impl Bar {
+    /// A byte counter with throughput; hidden when `quiet` or not on a terminal.
+    pub fn new(quiet: bool, total: Option<u64>, verb: &str) -> Bar {
+        if quiet || !std::io::stderr().is_terminal() {
+            return Bar {
+                bar: None,
+                stored: AtomicU64::new(0),
+            };
+        }
+        let bar = match total {
+            Some(t) => ProgressBar::with_draw_target(Some(t), ProgressDrawTarget::stderr()),
+            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+        };
+        let tmpl = if total.is_some() {
+            format!(
+                "{verb} {{bytes}}/{{total_bytes}} {{wide_bar}} {{binary_bytes_per_sec}} eta {{eta}} {{msg}}"
+            )
+        } else {
+            format!("{verb} {{spinner}} {{bytes}} {{binary_bytes_per_sec}} {{elapsed}} {{msg}}")
+        };
+        bar.set_style(ProgressStyle::with_template(&tmpl).unwrap());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Bar {
+            bar: Some(bar),
+            stored: AtomicU64::new(0),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn bytes(&self, n: u64) {
+        if let Some(b) = &self.bar {
+            b.inc(n);
+        }
+    }
+    fn stored(&self, n: u64) {
+        let total = self.stored.fetch_add(n, Ordering::Relaxed) + n;
+        if let Some(b) = &self.bar {
+            b.set_message(format!("new {}", HumanBytes(total)));
+        }
+    }
+    fn warn(&self, message: &str) {
+        match &self.bar {
+            Some(b) => b.suspend(|| eprintln!("warning: {message}")),
+            None => eprintln!("warning: {message}"),
+        }
+    }
+}
