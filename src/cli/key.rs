@@ -38,14 +38,14 @@ pub fn run(g: &Global, cmd: KeyCommand) -> Result<i32> {
                     .collect();
                 print_json(&serde_json::Value::Array(v))?;
             } else {
-                println!("  {:<32}  {:<20}  {:<12}  HOST", "ID", "CREATED", "USER");
+                outln!("  {:<32}  {:<20}  {:<12}  HOST", "ID", "CREATED", "USER");
                 for k in keys {
                     let mark = if k.id == repo.current_key_id() {
                         "*"
                     } else {
                         " "
                     };
-                    println!(
+                    outln!(
                         "{mark} {:<32}  {:<20}  {:<12}  {}",
                         k.id, k.created, k.user, k.host
                     );

@@ -39,7 +39,7 @@ pub fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<i32> {
             .collect();
         return print_json(&serde_json::Value::Array(v)).map(|_| 0);
     }
-    println!(
+    outln!(
         "{:<8}  {:<19}  {:<16}  {:<16}  ENTRIES",
         "ID", "TIME", "HOST", "TAGS"
     );
@@ -49,7 +49,7 @@ pub fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<i32> {
             .iter()
             .map(|(n, k, s)| format!("{n} ({k}, {})", HumanBytes(*s)))
             .collect();
-        println!(
+        outln!(
             "{:<8}  {:<19}  {:<16}  {:<16}  {}",
             r.id.short(),
             local_time(r.time_ns),
@@ -126,7 +126,7 @@ fn list_tree(
                     .as_ref()
                     .map(|t| format!(" -> {}", t.lossy()))
                     .unwrap_or_default();
-                println!(
+                outln!(
                     "{} {:>5} {:>5} {:>12} {} {}{}",
                     mode_string(n.kind, n.mode),
                     n.uid,
@@ -175,13 +175,13 @@ pub fn ls(g: &Global, a: LsArgs) -> Result<i32> {
                         .map(|c| c.join(" "))
                         .or_else(|| e.path.as_ref().map(|p| p.lossy()))
                         .unwrap_or_else(|| "stdin".into());
-                    println!("{:<24} {:<6} {:>12}  {}", e.name, kind, HumanBytes(e.size).to_string(), from);
+                    outln!("{:<24} {:<6} {:>12}  {}", e.name, kind, HumanBytes(e.size).to_string(), from);
                 }
             }
         } else if let Some(tree) = &e.tree {
             list_tree(&repo, &index, tree, Path::new(""), &mut json)?;
         } else {
-            println!("{} (stream, {} bytes)", e.name, e.size);
+            outln!("{} (stream, {} bytes)", e.name, e.size);
         }
     }
     if let Some(v) = json {

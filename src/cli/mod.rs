@@ -1,5 +1,15 @@
 //! The command-line interface: parse, run one command, map errors to exit codes.
 
+/// `println!` that returns an error instead of panicking (a closed pipe is
+/// then mapped to success by `main`).
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($t)*)
+            .map_err(|e| $crate::error::Error::other(format!("writing output: {e}")).with_source(e))?;
+    }};
+}
+
 mod args;
 mod backup;
 mod init;
