@@ -47,7 +47,10 @@ pub fn run(g: &Global, cmd: KeyCommand) -> Result<i32> {
                     };
                     outln!(
                         "{mark} {:<32}  {:<20}  {:<12}  {}",
-                        k.id, k.created, k.user, k.host
+                        k.id,
+                        k.created,
+                        k.user,
+                        k.host
                     );
                 }
             }

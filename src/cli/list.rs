@@ -41,7 +41,10 @@ pub fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<i32> {
     }
     outln!(
         "{:<8}  {:<19}  {:<16}  {:<16}  ENTRIES",
-        "ID", "TIME", "HOST", "TAGS"
+        "ID",
+        "TIME",
+        "HOST",
+        "TAGS"
     );
     for r in &rows {
         let entries: Vec<String> = r

@@ -157,7 +157,7 @@ impl<'r> BackupSession<'r> {
         let this = &*self;
         engine::run(
             workers(),
-            workers() * 2,
+            workers() * 3,
             move |em| {
                 let mut chunker = Chunker::new(params, seed);
                 while let Some(chunk) = chunker.next_chunk(input).map_err(|e| {
@@ -242,7 +242,7 @@ impl<'r> BackupSession<'r> {
         let walk_path = path.clone();
         engine::run(
             workers(),
-            workers() * 2,
+            workers() * 3,
             move |em| {
                 let mut walker = walk::Walker::new(repo, Chunker::new(params, seed), progress)?;
                 walker.walk_root(&walk_path, parent_tree, em)

@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 pub struct Emitter<'a, W, E> {
     seq: u64,
     tx: Sender<(u64, Job<W, E>)>,
+    /// One token per work item in flight, returned when the consumer has
+    /// taken its output: bounds the memory held by queued and finished work.
+    tokens: Sender<()>,
     stop: &'a AtomicBool,
 }
 
@@ -38,6 +41,7 @@ impl<W, E> Emitter<'_, W, E> {
         Ok(())
     }
     pub fn work(&mut self, w: W) -> Result<()> {
+        self.tokens.send(()).map_err(|_| Error::other("stopped"))?;
         self.send(Job::Work(w))
     }
     pub fn event(&mut self, e: E) -> Result<()> {
@@ -47,7 +51,8 @@ impl<W, E> Emitter<'_, W, E> {
 
 /// Run `produce` on its own thread, `work` on `workers` threads (each with a
 /// state made by `init`), and feed results to `consume` in the order the
-/// producer emitted them. The first error anywhere stops everything and is
+/// producer emitted them. At most `queue` work items are in flight (queued,
+/// being worked on, or finished but not consumed). The first error anywhere stops everything and is
 /// returned; a producer "stopped" error caused by that stop is not reported.
 pub fn run<W, E, O, S>(
     workers: usize,
@@ -64,7 +69,9 @@ where
 {
     let stop_flag = AtomicBool::new(false);
     let stop = &stop_flag;
-    let (job_tx, job_rx) = bounded::<(u64, Job<W, E>)>(queue.max(1));
+    let (job_tx, job_rx) = unbounded::<(u64, Job<W, E>)>();
+    let (tok_tx, tok_rx) = bounded::<()>(queue.max(1));
+    let mut tok_rx = Some(tok_rx);
     let (done_tx, done_rx) = unbounded::<(u64, Result<Done<O, E>>)>();
     std::thread::scope(|s| {
         let producer = {
@@ -73,6 +80,7 @@ where
                 let mut em = Emitter {
                     seq: 0,
                     tx: job_tx,
+                    tokens: tok_tx,
                     stop,
                 };
                 let r = produce(&mut em);
@@ -130,6 +138,11 @@ where
             }
             while let Some(d) = pending.remove(&next) {
                 next += 1;
+                if matches!(d, Done::Output(_))
+                    && let Some(t) = &tok_rx
+                {
+                    let _ = t.recv();
+                }
                 if let Err(e) = consume(d) {
                     first_err = Some(e);
                     break;
@@ -141,6 +154,8 @@ where
         }
         if first_err.is_some() {
             stop.store(true, Ordering::Relaxed);
+            // a producer waiting for a token gets an error instead
+            drop(tok_rx.take());
             // drain so that blocked senders finish
             for _ in done_rx.iter() {}
         }
