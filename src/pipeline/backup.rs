@@ -129,6 +129,16 @@ impl<'r> BackupSession<'r> {
 
     /// Store a metadata blob (tree, chunk list) and return its id.
     fn store_meta(&self, index: &Index, ty: ObjectType, plaintext: &[u8]) -> Result<BlobId> {
+        if plaintext.len() > crate::format::METADATA_CAP {
+            // readers refuse larger objects; better to fail the backup than to
+            // write a snapshot that cannot be restored
+            return Err(Error::usage(format!(
+                "a {} of {} bytes is larger than the format allows ({} bytes): a directory with too many entries?",
+                ty.name(),
+                plaintext.len(),
+                crate::format::METADATA_CAP
+            )));
+        }
         let id = self.repo.keys().blob_id(plaintext);
         if self.claim(index, &id)? {
             let sealed = self.repo.seal_blob(ty, &id, plaintext);
