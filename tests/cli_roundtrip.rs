@@ -142,6 +142,30 @@ fn large_mixed_stream_round_trips() {
         u64_of(&j, "bytes_stored")
     );
     check_stream_three_ways(&r, "big", &src, "big");
+
+    // the same bytes as a file in a tree: one file node with chunk lists,
+    // every chunk shared with the stream
+    let dir = r.path("bigtree");
+    fs::create_dir(&dir).unwrap();
+    fs::hard_link(&src, dir.join("big.in")).unwrap();
+    fs::write(dir.join("small"), b"small").unwrap();
+    let t = r.backup_path("bigtree", &dir);
+    assert_eq!(u64_of(&t, "files"), 2);
+    assert_eq!(u64_of(&t, "bytes_read"), n + 5);
+    assert!(
+        u64_of(&t, "bytes_new") <= 5,
+        "the stream's chunks were not reused: {t}"
+    );
+    let out = r.path("bigtree.restored");
+    let o = r.run(&[
+        OsStr::new("restore"),
+        OsStr::new("--name"),
+        OsStr::new("bigtree"),
+        OsStr::new("--target"),
+        out.as_os_str(),
+    ]);
+    assert_ok(&o);
+    assert_trees_equal(&dir, &out, CompareOpts::all());
 }
 
 // ---------------------------------------------------------------- trees
@@ -666,6 +690,109 @@ fn host_option_is_recorded() {
     assert_eq!(r.dump(&["--host", "db1.example"]), b"from db1");
 }
 
+// ---------------------------------------------------------- concurrency
+
+/// Start `coffre backup -n NAME --stdin` for each (name, data) at once and
+/// wait for all; returns their outputs.
+fn concurrent_backups(r: &TestRepo, inputs: &[(String, Vec<u8>)]) -> Vec<std::process::Output> {
+    let children: Vec<_> = inputs
+        .iter()
+        .map(|(name, data)| {
+            let f = r.path(&format!("{}.in", name.replace('/', "_")));
+            fs::write(&f, data).unwrap();
+            let mut c = r.cmd();
+            c.args(["backup", "-n", name, "--stdin"])
+                .stdin(File::open(&f).unwrap())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
+fn check_concurrent_round(r: &TestRepo, round: usize) {
+    let inputs: Vec<(String, Vec<u8>)> = (0..4)
+        .map(|i| {
+            let mut d = random_bytes(2 << 20, 77); // shared prefix: dedup races
+            d.extend(random_bytes(300_000, (round * 10 + i) as u64));
+            (format!("r{round}/c{i}"), d)
+        })
+        .collect();
+    let outs = concurrent_backups(r, &inputs);
+    for ((name, _), o) in inputs.iter().zip(&outs) {
+        assert!(
+            o.status.success(),
+            "round {round}: concurrent backup {name} failed ({:?}): {}",
+            o.status,
+            stderr_of(o)
+        );
+    }
+    for (name, data) in &inputs {
+        assert!(
+            r.dump(&["--name", name]) == *data,
+            "{name} does not restore exactly"
+        );
+    }
+}
+
+#[test]
+fn concurrent_backups_into_one_repository() {
+    let r = TestRepo::small_chunks();
+    // the index exists once any command has opened the repository
+    assert!(r.snapshots(&[]).is_empty());
+    for round in 0..2 {
+        check_concurrent_round(&r, round);
+    }
+    assert_eq!(r.snapshots(&[]).len(), 8);
+}
+
+/// Right after `init` (or after the index file was deleted, as the error
+/// hints advise) the index does not exist yet. Processes that start together
+/// all try to create it: the losers' `BEGIN IMMEDIATE; CREATE TABLE …; COMMIT`
+/// fails on "table meta already exists", the error is swallowed because
+/// user_version is already set, but the transaction is left open, so their
+/// first write fails with "cannot start a transaction within a transaction"
+/// (exit 1). A process that looks between the schema commit and the insert
+/// of the repository id fails with "index … belongs to another repository".
+#[test]
+#[ignore = "BUG: commands started together on a repository without an index fail (exit 1: 'cannot start a transaction within a transaction' / 'belongs to another repository')"]
+fn concurrent_first_use_of_a_new_repository() {
+    for round in 0..3 {
+        let r = TestRepo::small_chunks();
+        check_concurrent_round(&r, round);
+        assert_eq!(r.snapshots(&[]).len(), 4);
+
+        // readers racing to rebuild a deleted index
+        let index = r.repo.join("index/index.sqlite");
+        for f in ["", "-wal", "-shm"] {
+            let _ = fs::remove_file(format!("{}{f}", index.display()));
+        }
+        let children: Vec<_> = (0..4)
+            .map(|_| {
+                let mut c = r.cmd();
+                c.args(["snapshots", "--json"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                c.spawn().unwrap()
+            })
+            .collect();
+        for c in children {
+            let o = c.wait_with_output().unwrap();
+            assert!(
+                o.status.success(),
+                "round {round}: concurrent `snapshots` after deleting the index failed: {}",
+                stderr_of(&o)
+            );
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(v.as_array().unwrap().len(), 4);
+        }
+    }
+}
+
 // ---------------------------------------------------------------- keys
 
 fn key_list(r: &TestRepo, password: &str) -> Vec<serde_json::Value> {
@@ -881,5 +1008,38 @@ fn repository_files_are_private() {
         bad.is_empty(),
         "repository is not private:\n{}",
         bad.join("\n")
+    );
+}
+
+/// `Repo::open` skips a damaged key file with a warning, but `key list`
+/// fails outright (exit 14) with "key file is not valid: …", without saying
+/// which file, so the user cannot find the one to remove.
+#[test]
+#[ignore = "BUG: one damaged file in keys/ makes `key list` fail (exit 14) without naming the file"]
+fn key_list_survives_a_damaged_key_file() {
+    let r = TestRepo::small_chunks();
+    fs::write(
+        r.repo.join("keys/0123456789abcdef0123456789abcdef"),
+        b"junk",
+    )
+    .unwrap();
+    // the repository still opens
+    assert!(r.snapshots(&[]).is_empty());
+    let o = r.run(&["key", "list", "--json"]);
+    let err = stderr_of(&o);
+    assert!(
+        err.contains("0123456789abcdef0123456789abcdef"),
+        "the damaged key file must be named: {err}"
+    );
+    assert_ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["current"] == true)
+            .count(),
+        1,
+        "the good key is listed: {v}"
     );
 }
