@@ -106,7 +106,7 @@ pub fn select<'a>(
         };
         return candidates
             .len()
-            .checked_sub(back + 1)
+            .checked_sub(back.saturating_add(1))
             .map(|i| candidates[i])
             .ok_or_else(|| {
                 Error::not_found(format!("no snapshot {spec}{}{when}", filter.describe()))

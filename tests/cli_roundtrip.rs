@@ -339,7 +339,6 @@ fn tree_round_trip_keeps_everything() {
 /// sets its times with `filetime::set_file_times`, which opens the path
 /// (O_RDONLY) and blocks forever on a fifo that has no writer.
 #[test]
-#[ignore = "BUG: restore of a tree holding a fifo hangs forever (apply_metadata opens the fifo to set its mtime)"]
 fn tree_with_fifo_round_trips() {
     let r = TestRepo::small_chunks();
     let src = r.path("src");
@@ -527,7 +526,6 @@ fn unchanged_files_are_not_read_again() {
 /// path keeps the trailing slash, the parent snapshot is not found, and every
 /// file is read again.
 #[test]
-#[ignore = "BUG: a trailing slash on the backup path defeats parent matching; all files are re-read"]
 fn trailing_slash_still_finds_the_parent_snapshot() {
     let r = TestRepo::small_chunks();
     let src = r.path("vol");
@@ -759,7 +757,6 @@ fn concurrent_backups_into_one_repository() {
 /// (exit 1). A process that looks between the schema commit and the insert
 /// of the repository id fails with "index … belongs to another repository".
 #[test]
-#[ignore = "BUG: commands started together on a repository without an index fail (exit 1: 'cannot start a transaction within a transaction' / 'belongs to another repository')"]
 fn concurrent_first_use_of_a_new_repository() {
     for round in 0..3 {
         let r = TestRepo::small_chunks();
@@ -1015,7 +1012,6 @@ fn repository_files_are_private() {
 /// fails outright (exit 14) with "key file is not valid: …", without saying
 /// which file, so the user cannot find the one to remove.
 #[test]
-#[ignore = "BUG: one damaged file in keys/ makes `key list` fail (exit 14) without naming the file"]
 fn key_list_survives_a_damaged_key_file() {
     let r = TestRepo::small_chunks();
     fs::write(

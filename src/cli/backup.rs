@@ -77,7 +77,7 @@ fn parent_for(
         tags: Vec::new(),
         host: Some(host.to_string()),
     };
-    let abs = std::path::absolute(path).map_err(|e| Error::io("resolving", path, e))?;
+    let abs = crate::pipeline::normalize_root(path)?;
     for row in rows.iter().rev().filter(|r| f.matches(r)) {
         let snap = match repo.load_snapshot(&row.id) {
             Ok(s) => s,

@@ -87,28 +87,33 @@ fn now_ns() -> i64 {
 
 impl Index {
     /// Open (creating if needed) the index at `path` for repository `repo_id`.
-    /// Returns the index and whether it was just created (and is empty).
+    /// Returns the index and whether it still needs a rebuild from the packs
+    /// (it is new, or the process that created it did not finish rebuilding).
     pub fn open(path: &Path, repo_id: &RepoId) -> Result<(Index, bool)> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(60))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let created = version == 0;
-        if created {
-            conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))
-            .or_else(|e| {
-                // another process may have created it meanwhile
-                let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-                if v == SCHEMA_VERSION { Ok(()) } else { Err(e) }
-            })?;
-            conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('repo_id', ?1)",
-                [repo_id.to_string()],
+        {
+            // concurrent first opens: one creates the schema, the others wait
+            // on the write lock and then find it there
+            let tx = rusqlite::Transaction::new_unchecked(
+                &conn,
+                rusqlite::TransactionBehavior::Immediate,
             )?;
-        } else if version != SCHEMA_VERSION {
+            let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if version == 0 {
+                tx.execute_batch(SCHEMA)?;
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('repo_id', ?1)",
+                    [repo_id.to_string()],
+                )?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
+            tx.commit()?;
+        }
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version != SCHEMA_VERSION {
             return Err(Error::other(format!(
                 "index {} has schema version {version}, this coffre uses {SCHEMA_VERSION}",
                 path.display()
@@ -127,7 +132,19 @@ impl Index {
             ))
             .with_hint("delete the index file; it is rebuilt from the repository"));
         }
-        Ok((Index { conn }, created))
+        let complete: bool = conn
+            .prepare("SELECT 1 FROM meta WHERE key = 'complete'")?
+            .exists([])?;
+        Ok((Index { conn }, !complete))
+    }
+
+    /// Record that every pack of the repository has been indexed once.
+    pub fn mark_complete(&self) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('complete', '1')",
+            [],
+        )?;
+        Ok(())
     }
 
     /// A read-only connection for a worker thread.

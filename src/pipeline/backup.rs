@@ -230,8 +230,10 @@ impl<'r> BackupSession<'r> {
         self.check_new_name(name)?;
         let started = now_rfc3339();
         let t0 = Instant::now();
-        let path = std::path::absolute(path).map_err(|e| Error::io("resolving", path, e))?;
-        let md = std::fs::symlink_metadata(&path).map_err(|e| {
+        let path = normalize_root(path)?;
+        // the root itself is followed if it is a symlink: `backup /srv/current`
+        // means the directory it points to
+        let md = std::fs::metadata(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::not_found(format!("{} does not exist", path.display()))
             } else {
@@ -390,6 +392,13 @@ impl ContentBuilder {
             lists: self.lists,
         })
     }
+}
+
+/// The absolute form of a backup root, without `.` parts or a trailing slash,
+/// so that `/data` and `/data/` find the same parent snapshot.
+pub fn normalize_root(path: &Path) -> Result<std::path::PathBuf> {
+    let abs = std::path::absolute(path).map_err(|e| Error::io("resolving", path, e))?;
+    Ok(abs.components().collect())
 }
 
 /// Used by the tree builder to store a finished directory.

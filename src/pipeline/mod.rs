@@ -11,7 +11,7 @@ mod engine;
 mod restore;
 mod walk;
 
-pub use backup::{BackupSession, StreamOutcome};
+pub use backup::{BackupSession, StreamOutcome, normalize_root};
 pub use restore::{RestoreOptions, restore_stream, restore_tree, verify_content};
 pub use walk::TreeEvent;
 

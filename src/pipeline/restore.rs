@@ -145,7 +145,13 @@ fn apply_metadata(path: &Path, node: &Node) -> Result<()> {
         node.mtime_ns.div_euclid(1_000_000_000),
         node.mtime_ns.rem_euclid(1_000_000_000) as u32,
     );
-    if node.kind == NodeKind::Symlink {
+    // lutimes for symlinks (their own times) and fifos (opening one to set
+    // its times would block until a writer appears)
+    if node.kind == NodeKind::Fifo {
+        fs::set_permissions(path, fs::Permissions::from_mode(node.mode))
+            .map_err(|e| Error::io("setting the mode of", path, e))?;
+    }
+    if matches!(node.kind, NodeKind::Symlink | NodeKind::Fifo) {
         filetime::set_symlink_file_times(path, mtime, mtime)
             .map_err(|e| Error::io("setting times of", path, e))?;
         return Ok(());

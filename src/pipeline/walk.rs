@@ -95,7 +95,7 @@ impl<'r> Walker<'r> {
         parent_tree: Option<BlobId>,
         em: &mut Em<'_, '_>,
     ) -> Result<()> {
-        let md = fs::symlink_metadata(root).map_err(|e| Error::io("reading", root, e))?;
+        let md = fs::metadata(root).map_err(|e| Error::io("reading", root, e))?;
         let name = root
             .file_name()
             .map(|n| n.as_bytes().to_vec())

@@ -230,7 +230,7 @@ impl Repo {
             .map_err(|e| e.context("config"))?;
         crate::storage::create_dir_private(&root.join(INDEX_DIR))
             .map_err(|e| Error::io("creating", root, e))?;
-        let (index, created) = Index::open(&root.join(INDEX_FILE), &repo_id)?;
+        let (index, needs_rebuild) = Index::open(&root.join(INDEX_FILE), &repo_id)?;
         let repo = Repo {
             root: root.to_path_buf(),
             storage: Box::new(storage),
@@ -241,8 +241,9 @@ impl Repo {
             key_id,
             index: Mutex::new(index),
         };
-        if created {
+        if needs_rebuild {
             repo.rebuild_packs()?;
+            repo.index().mark_complete()?;
         }
         repo.sync_snapshots()?;
         Ok(repo)
@@ -443,9 +444,10 @@ impl Repo {
     pub fn list_keys(&self) -> Result<Vec<KeyFile>> {
         let mut out = Vec::new();
         for name in self.storage.list(KEYS)? {
-            out.push(KeyFile::parse(
-                &self.storage.read(&format!("{KEYS}/{name}"))?,
-            )?);
+            match KeyFile::parse(&self.storage.read(&format!("{KEYS}/{name}"))?) {
+                Ok(kf) => out.push(kf),
+                Err(e) => eprintln!("warning: key file {name}: {e}; not listed"),
+            }
         }
         Ok(out)
     }
