@@ -66,7 +66,7 @@ pub struct InitArgs {
     #[arg(long, default_value_t = 4)]
     pub kdf_parallelism: u32,
     /// zstd level for new data (1..=19)
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 2)]
     pub compression: i32,
     /// Average chunk size in KiB (min is 1/4, max 4x)
     #[arg(long, default_value_t = 1024)]

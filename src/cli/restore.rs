@@ -47,9 +47,13 @@ pub fn dump(g: &Global, a: DumpArgs) -> Result<i32> {
         );
     }
     let bar = Bar::new(g.quiet, Some(e.size), "dump");
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    let r = restore_stream(&repo, &content(e), &mut out, &bar);
+    // chunks are large: write them straight to fd 1, past std's line buffering
+    let _lock = std::io::stdout().lock();
+    // SAFETY: fd 1 is open for the life of the process; ManuallyDrop keeps it open.
+    let mut out = std::mem::ManuallyDrop::new(unsafe {
+        <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(1)
+    });
+    let r = restore_stream(&repo, &content(e), &mut *out, &bar);
     bar.finish();
     r?;
     Ok(0)

@@ -57,7 +57,10 @@ impl Default for InitOptions {
             kdf_iterations: 3,
             kdf_parallelism: 4,
             chunker: ChunkerParams::DEFAULT,
-            zstd_level: 3,
+            // level 2 beats 3 on dumps in both speed and size with 1 MiB chunks
+            // (measured with `zstd -b -B1048576`: pgbench 2350 vs 2260 MB/s,
+            // x87.0 vs x86.8; high-entropy 264 vs 159 MB/s, x2.24 vs x2.20)
+            zstd_level: 2,
             pack_size: 16 << 20,
         }
     }
