@@ -11,6 +11,7 @@ use crate::pipeline::Progress;
 pub struct Bar {
     bar: Option<ProgressBar>,
     stored: AtomicU64,
+    reused: AtomicU64,
 }
 
 impl Bar {
@@ -20,6 +21,7 @@ impl Bar {
             return Bar {
                 bar: None,
                 stored: AtomicU64::new(0),
+                reused: AtomicU64::new(0),
             };
         }
         let bar = match total {
@@ -38,6 +40,17 @@ impl Bar {
         Bar {
             bar: Some(bar),
             stored: AtomicU64::new(0),
+            reused: AtomicU64::new(0),
+        }
+    }
+
+    fn show(&self) {
+        if let Some(b) = &self.bar {
+            b.set_message(format!(
+                "stored {} new, {} reused",
+                HumanBytes(self.stored.load(Ordering::Relaxed)),
+                HumanBytes(self.reused.load(Ordering::Relaxed))
+            ));
         }
     }
 
@@ -55,10 +68,12 @@ impl Progress for Bar {
         }
     }
     fn stored(&self, n: u64) {
-        let total = self.stored.fetch_add(n, Ordering::Relaxed) + n;
-        if let Some(b) = &self.bar {
-            b.set_message(format!("new {}", HumanBytes(total)));
-        }
+        self.stored.fetch_add(n, Ordering::Relaxed);
+        self.show();
+    }
+    fn reused(&self, n: u64) {
+        self.reused.fetch_add(n, Ordering::Relaxed);
+        self.show();
     }
     fn warn(&self, message: &str) {
         match &self.bar {

@@ -161,3 +161,74 @@ pub fn open(key: &SecretKey, binding: Binding<'_>, envelope: &[u8], cap: usize) 
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SecretKey {
+        SecretKey::from_bytes([1; 32])
+    }
+
+    #[test]
+    fn round_trip_raw_and_compressed() {
+        let repo = RepoId([2; 16]);
+        let id = [3u8; 32];
+        let b = Binding {
+            repo_id: &repo,
+            object_type: ObjectType::Tree,
+            object_id: &id,
+        };
+        for plain in [Vec::new(), b"x".to_vec(), b"abc".repeat(10_000)] {
+            for level in [None, Some(2)] {
+                let env = seal(&key(), b, &plain, level, None);
+                assert_eq!(open(&key(), b, &env, 1 << 20).unwrap(), plain);
+            }
+        }
+        let big = b"abc".repeat(10_000);
+        let env = seal(&key(), b, &big, Some(2), None);
+        assert!(
+            env.len() < big.len() / 10,
+            "compressible data is compressed"
+        );
+        assert!(
+            open(&key(), b, &env, big.len() - 1).is_err(),
+            "cap is enforced"
+        );
+    }
+
+    #[test]
+    fn every_flipped_byte_is_rejected() {
+        let repo = RepoId([2; 16]);
+        let id = [3u8; 32];
+        let b = Binding {
+            repo_id: &repo,
+            object_type: ObjectType::Data,
+            object_id: &id,
+        };
+        let env = seal(&key(), b, b"some chunk of a database dump", Some(2), None);
+        for i in 0..env.len() {
+            let mut bad = env.clone();
+            bad[i] ^= 0x40;
+            assert!(
+                open(&key(), b, &bad, 1 << 20).is_err(),
+                "flip at {i} accepted"
+            );
+        }
+        assert!(open(&key(), b, &env[..env.len() - 1], 1 << 20).is_err());
+        assert!(open(&SecretKey::from_bytes([9; 32]), b, &env, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn nonces_are_fresh() {
+        let repo = RepoId([2; 16]);
+        let b = Binding {
+            repo_id: &repo,
+            object_type: ObjectType::Data,
+            object_id: &[0; 32],
+        };
+        let a = seal(&key(), b, b"same", None, None);
+        let c = seal(&key(), b, b"same", None, None);
+        assert_ne!(a[2..26], c[2..26]);
+    }
+}

@@ -146,3 +146,30 @@ pub fn decode_pack_header(
     let (off, len) = header_range(pack.len() as u64, &trailer)?;
     decode_header(key, repo_id, &pack[off as usize..(off + len) as usize], off)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn header_round_trip(lens in proptest::collection::vec((43u32..5000, 0u32..9000, any::<[u8; 32]>()), 1..50)) {
+            let key = SecretKey::from_bytes([5; 32]);
+            let repo = RepoId([6; 16]);
+            let mut offset = 0u64;
+            let entries: Vec<PackEntry> = lens.iter().map(|(len, raw, id)| {
+                let e = PackEntry { blob_type: ObjectType::Data, id: BlobId(*id), offset, length: *len, raw_length: *raw };
+                offset += *len as u64;
+                e
+            }).collect();
+            let mut pack = vec![0u8; offset as usize];
+            pack.extend(encode_header(&key, &repo, &entries, None));
+            prop_assert_eq!(decode_pack_header(&key, &repo, &pack).unwrap(), entries);
+            // one byte more or less of blob data breaks the tiling
+            let mut longer = vec![0u8];
+            longer.extend(&pack);
+            prop_assert!(decode_pack_header(&key, &repo, &longer).is_err());
+        }
+    }
+}

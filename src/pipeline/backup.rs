@@ -121,6 +121,7 @@ impl<'r> BackupSession<'r> {
             let sealed = self.repo.seal_blob(ObjectType::Data, &id, &data);
             self.add_sealed(ObjectType::Data, id, data.len(), sealed)?
         } else {
+            self.progress.reused(len);
             0
         };
         self.progress.bytes(len);

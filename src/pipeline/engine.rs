@@ -138,14 +138,14 @@ where
             }
             while let Some(d) = pending.remove(&next) {
                 next += 1;
-                if matches!(d, Done::Output(_))
-                    && let Some(t) = &tok_rx
-                {
-                    let _ = t.recv();
-                }
+                let is_output = matches!(d, Done::Output(_));
                 if let Err(e) = consume(d) {
                     first_err = Some(e);
                     break;
+                }
+                // the item's memory is gone only now: return its token
+                if is_output && let Some(t) = &tok_rx {
+                    let _ = t.recv();
                 }
             }
             if first_err.is_some() {
@@ -170,4 +170,127 @@ where
             None => Ok(()),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn outputs_and_events_arrive_in_order() {
+        let mut got = Vec::new();
+        run(
+            3,
+            4,
+            |em| {
+                for i in 0..500u64 {
+                    if i % 7 == 0 {
+                        em.event(i)?;
+                    } else {
+                        em.work(i)?;
+                    }
+                }
+                Ok(())
+            },
+            || Ok(()),
+            |_, i: u64| {
+                // uneven work so that workers finish out of order
+                std::thread::sleep(std::time::Duration::from_micros((i * 37) % 300));
+                Ok(i * 10)
+            },
+            |d: Done<u64, u64>| {
+                got.push(match d {
+                    Done::Output(o) => o / 10,
+                    Done::Event(e) => e,
+                });
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(got, (0..500).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn first_error_stops_everything() {
+        let worked = AtomicUsize::new(0);
+        let r = run(
+            2,
+            2,
+            |em| {
+                for i in 0..100_000u64 {
+                    em.work(i)?;
+                }
+                Ok(())
+            },
+            || Ok(()),
+            |_, i: u64| {
+                worked.fetch_add(1, Ordering::Relaxed);
+                if i == 10 {
+                    Err(Error::corrupt("boom"))
+                } else {
+                    Ok(i)
+                }
+            },
+            |_: Done<u64, ()>| Ok(()),
+        );
+        assert_eq!(r.unwrap_err().message(), "boom");
+        assert!(
+            worked.load(Ordering::Relaxed) < 1000,
+            "work went on after the error"
+        );
+    }
+
+    #[test]
+    fn consumer_error_stops_a_blocked_producer() {
+        let r = run(
+            2,
+            2,
+            |em| {
+                for i in 0..1_000_000u64 {
+                    em.work(i)?;
+                }
+                Ok(())
+            },
+            || Ok(()),
+            |_, i: u64| Ok(i),
+            |d: Done<u64, ()>| match d {
+                Done::Output(5) => Err(Error::other("disk full")),
+                _ => Ok(()),
+            },
+        );
+        assert_eq!(r.unwrap_err().message(), "disk full");
+    }
+
+    #[test]
+    fn work_in_flight_is_bounded() {
+        let in_flight = AtomicUsize::new(0);
+        let max_seen = AtomicUsize::new(0);
+        run(
+            2,
+            3,
+            |em| {
+                for i in 0..200u64 {
+                    let n = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    max_seen.fetch_max(n, Ordering::SeqCst);
+                    em.work(i)?;
+                }
+                Ok(())
+            },
+            || Ok(()),
+            |_, i: u64| Ok(i),
+            |_: Done<u64, ()>| {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            },
+        )
+        .unwrap();
+        // the producer counts an item before it takes a token: at most queue + 1
+        assert!(
+            max_seen.load(Ordering::SeqCst) <= 4,
+            "{}",
+            max_seen.load(Ordering::SeqCst)
+        );
+    }
 }

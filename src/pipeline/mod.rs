@@ -21,6 +21,8 @@ pub trait Progress: Send + Sync {
     fn bytes(&self, _n: u64) {}
     /// `n` bytes of new data went into packs (after compression).
     fn stored(&self, _n: u64) {}
+    /// `n` input bytes were already in the repository.
+    fn reused(&self, _n: u64) {}
     /// A file or directory was finished.
     fn item(&self, _path: &str) {}
     /// Something was skipped; the operation goes on.

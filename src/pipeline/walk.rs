@@ -207,6 +207,7 @@ impl<'r> Walker<'r> {
                 if same {
                     node.set_content(p.content());
                     self.progress.bytes(node.size);
+                    self.progress.reused(node.size);
                     return em.event(TreeEvent::Leaf(node));
                 }
             }
