@@ -43,6 +43,9 @@ pub struct BackupSession<'r> {
     packer: Mutex<Packer>,
     /// Blobs claimed by this session whose packs are not indexed yet.
     pending: Mutex<HashSet<BlobId>>,
+    /// One pack is written at a time: with the one being filled, at most two
+    /// packs are in memory, whatever the number of workers.
+    writing: Mutex<()>,
     entries: Vec<Entry>,
     warnings: u64,
 }
@@ -58,6 +61,7 @@ impl<'r> BackupSession<'r> {
             progress,
             packer: Mutex::new(Packer::default()),
             pending: Mutex::new(HashSet::new()),
+            writing: Mutex::new(()),
             entries: Vec::new(),
             warnings: 0,
         }
@@ -105,7 +109,10 @@ impl<'r> BackupSession<'r> {
     }
 
     fn write_batch(&self, batch: crate::repo::PackBatch) -> Result<()> {
-        let flushed = batch.write(self.repo)?;
+        let flushed = {
+            let _one_at_a_time = self.writing.lock().unwrap();
+            batch.write(self.repo)?
+        };
         let mut pending = self.pending.lock().unwrap();
         for id in &flushed.blobs {
             pending.remove(id);
