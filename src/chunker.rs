@@ -20,6 +20,8 @@ pub struct Chunker {
     start: usize,
     end: usize,
     eof: bool,
+    /// Ends (positions in `buf`) of chunks already planned, in order.
+    cuts: std::collections::VecDeque<usize>,
 }
 
 impl Chunker {
@@ -27,10 +29,11 @@ impl Chunker {
         Chunker {
             params,
             seed,
-            buf: vec![0; params.max_size as usize * 3],
+            buf: vec![0; params.max_size as usize * 8],
             start: 0,
             end: 0,
             eof: false,
+            cuts: Default::default(),
         }
     }
 
@@ -39,6 +42,7 @@ impl Chunker {
         self.start = 0;
         self.end = 0;
         self.eof = false;
+        self.cuts.clear();
     }
 
     fn cdc<'a>(&self, data: &'a [u8]) -> FastCDC<'a> {
@@ -53,39 +57,94 @@ impl Chunker {
         )
     }
 
+    /// The end of the chunk that starts at `pos` in `w` (all of `w` is
+    /// available: at least `max_size` bytes from `pos`, or the input's end).
+    fn next_cut(&self, w: &[u8], pos: usize) -> usize {
+        let rest = w.len() - pos;
+        if rest <= self.params.min_size as usize {
+            return w.len();
+        }
+        pos + self
+            .cdc(&w[pos..])
+            .cut(0, rest.min(self.params.max_size as usize))
+            .1
+    }
+
+    /// Cuts of chunks starting at `from` (taken as a boundary) while the
+    /// chunk start is below `stop` and at most `limit`.
+    fn cuts_from(&self, w: &[u8], from: usize, stop: usize, limit: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut pos = from;
+        while pos < stop && pos <= limit && pos < w.len() {
+            pos = self.next_cut(w, pos);
+            out.push(pos);
+        }
+        out
+    }
+
+    /// Plan the chunks of window `w` whose starts have `max_size` bytes after
+    /// them (or all of them at the end of the input). Large windows are cut
+    /// from two places at once: the second half from its middle, taken as a
+    /// boundary; content-defined cuts resynchronise, so once the true cuts of
+    /// the first half meet a cut of the second, the rest of the second is
+    /// exact. The result is identical to cutting the window from its start.
+    fn plan(&self, w: &[u8], eof: bool) -> Vec<usize> {
+        let max = self.params.max_size as usize;
+        let limit = if eof { w.len() } else { w.len() - max };
+        if w.len() < 4 * max {
+            return self.cuts_from(w, 0, usize::MAX, limit);
+        }
+        let mid = (w.len() / 2) & !1;
+        let (mut cuts, spec) = rayon::join(
+            || self.cuts_from(w, 0, mid, limit),
+            || self.cuts_from(w, mid, usize::MAX, limit),
+        );
+        let mut pos = cuts.last().copied().unwrap_or(0);
+        while pos <= limit && pos < w.len() {
+            if let Ok(i) = spec.binary_search(&pos) {
+                cuts.extend_from_slice(&spec[i + 1..]);
+                break;
+            }
+            pos = self.next_cut(w, pos);
+            cuts.push(pos);
+        }
+        cuts
+    }
+
     /// Read from `r` until a chunk is complete; `None` at the end of the input.
     /// Interrupted reads are retried; other read errors are returned.
     pub fn next_chunk<R: Read + ?Sized>(&mut self, r: &mut R) -> io::Result<Option<Vec<u8>>> {
-        let max = self.params.max_size as usize;
-        if self.end - self.start < max && !self.eof {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-            while self.end < self.buf.len() {
-                match r.read(&mut self.buf[self.end..]) {
-                    Ok(0) => {
-                        self.eof = true;
-                        break;
+        if self.cuts.is_empty() {
+            let max = self.params.max_size as usize;
+            if self.end - self.start < max && !self.eof {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+                while self.end < self.buf.len() {
+                    match r.read(&mut self.buf[self.end..]) {
+                        Ok(0) => {
+                            self.eof = true;
+                            break;
+                        }
+                        Ok(n) => self.end += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
                     }
-                    Ok(n) => self.end += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
                 }
             }
+            if self.end == self.start {
+                return Ok(None);
+            }
+            let base = self.start;
+            let planned = self.plan(&self.buf[base..self.end], self.eof);
+            self.cuts.extend(planned.into_iter().map(|c| base + c));
         }
-        let avail = self.end - self.start;
-        if avail == 0 {
-            return Ok(None);
-        }
-        let window = &self.buf[self.start..self.end];
-        let len = if avail <= self.params.min_size as usize {
-            avail
-        } else {
-            let (_, cut) = self.cdc(window).cut(0, avail.min(max));
-            cut
-        };
-        let chunk = window[..len].to_vec();
-        self.start += len;
+        let cut = self
+            .cuts
+            .pop_front()
+            .expect("a window always yields a chunk");
+        let chunk = self.buf[self.start..cut].to_vec();
+        self.start = cut;
         Ok(Some(chunk))
     }
 }
@@ -165,6 +224,32 @@ mod tests {
             }
             assert_eq!(joined, data);
             assert_eq!(got, chunk_lengths(params, 99, &data), "n={n}");
+        }
+    }
+
+    #[test]
+    fn parallel_plan_matches_sequential_on_repetitive_and_random_data() {
+        let params = ChunkerParams {
+            min_size: 4096,
+            avg_size: 16384,
+            max_size: 65536,
+        };
+        // repetitive data (few cut candidates) and random data, in windows big
+        // enough for the two-sided plan
+        let mut text = Vec::new();
+        while text.len() < 3_000_000 {
+            text.extend_from_slice(
+                format!("{}\t1\t0\t                    \n", text.len() / 7).as_bytes(),
+            );
+        }
+        for data in [text, pattern(3_000_000, 5), vec![0u8; 2_000_000]] {
+            let mut c = Chunker::new(params, 7);
+            let mut got = Vec::new();
+            let mut r = Trickle(&data, 1 << 20);
+            while let Some(chunk) = c.next_chunk(&mut r).unwrap() {
+                got.push(chunk.len());
+            }
+            assert_eq!(got, chunk_lengths(params, 7, &data));
         }
     }
 

@@ -106,6 +106,11 @@ pub fn seal(
     let nonce: [u8; NONCE_LEN] = out[2..HEADER].try_into().unwrap();
     let tag = crypto::seal_in_place(key, &nonce, &binding.associated_data(), &mut out[HEADER..]);
     out.extend_from_slice(&tag);
+    // the buffer was sized for the uncompressed data; sealed blobs wait in a
+    // pack buffer, so do not let each keep a chunk-sized allocation
+    if out.capacity() > out.len() + out.len() / 4 + 4096 {
+        out.shrink_to_fit();
+    }
     out
 }
 
