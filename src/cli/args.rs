@@ -49,6 +49,8 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Write a stream entry to stdout
     Dump(DumpArgs),
+    /// Read back and verify every pack and blob (issue 5 adds subsets and budgets)
+    Scrub(ScrubArgs),
     /// Manage key files (passwords)
     #[command(subcommand)]
     Key(KeyCommand),
@@ -169,6 +171,16 @@ pub struct RestoreArgs {
 pub struct DumpArgs {
     #[command(flatten)]
     pub select: SelectArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ScrubArgs {
+    /// Verify everything (the only mode for now)
+    #[arg(long)]
+    pub all: bool,
+    /// JSON summary on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]

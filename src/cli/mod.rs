@@ -18,6 +18,7 @@ mod list;
 mod password;
 mod progress;
 mod restore;
+mod scrub;
 
 use std::path::PathBuf;
 
@@ -63,6 +64,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Ls(a) => list::ls(g, a),
         Command::Restore(a) => restore::restore(g, a),
         Command::Dump(a) => restore::dump(g, a),
+        Command::Scrub(a) => scrub::run(g, a),
         Command::Key(k) => key::run(g, k),
     }
 }

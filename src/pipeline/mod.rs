@@ -9,10 +9,12 @@
 mod backup;
 mod engine;
 mod restore;
+mod scrub;
 mod walk;
 
 pub use backup::{BackupSession, StreamOutcome, normalize_root};
 pub use restore::{RestoreOptions, restore_stream, restore_tree, verify_content};
+pub use scrub::{ScrubReport, scrub_all};
 pub use walk::TreeEvent;
 
 /// Callbacks for progress display; the library never touches a terminal.
