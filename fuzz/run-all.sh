@@ -5,8 +5,8 @@
 #
 # Environment:
 #   FUZZ_FLAGS    cargo-fuzz build flags (default "-s none": stable toolchain,
-#                 no sanitizer; with nightly use e.g. "" for ASan, add -a for
-#                 debug assertions and overflow checks)
+#                 no sanitizer; with nightly and "" you get ASan). Debug
+#                 assertions and overflow checks are on unless -O is given.
 #   FUZZ_TARGETS  space-separated subset of targets (default: all)
 #   FUZZ_NICE     niceness (default 10: the machine is shared)
 #
