@@ -29,7 +29,9 @@ impl Chunker {
         Chunker {
             params,
             seed,
-            buf: vec![0; params.max_size as usize * 8],
+            // 4 x max: room for the two-sided plan, and one compaction of
+            // less than max bytes per 3 x max chunked
+            buf: vec![0; params.max_size as usize * 4],
             start: 0,
             end: 0,
             eof: false,

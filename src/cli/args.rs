@@ -71,7 +71,7 @@ pub struct InitArgs {
     #[arg(long, default_value_t = 2)]
     pub compression: i32,
     /// Average chunk size in KiB (min is 1/4, max 4x)
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 2048)]
     pub chunk_size: u32,
     /// Target pack size in MiB
     #[arg(long, default_value_t = 16)]

@@ -26,10 +26,13 @@ pub struct ChunkerParams {
 }
 
 impl ChunkerParams {
+    /// 512 KiB / 2 MiB / 8 MiB: dumps compress about 5 % better in 2 MiB
+    /// chunks than in 1 MiB ones (pgbench dump: 8.8 vs 9.2 MB for 978 MB),
+    /// and chunking skips more bytes.
     pub const DEFAULT: ChunkerParams = ChunkerParams {
-        min_size: 256 << 10,
-        avg_size: 1 << 20,
-        max_size: 4 << 20,
+        min_size: 512 << 10,
+        avg_size: 2 << 20,
+        max_size: 8 << 20,
     };
 }
 

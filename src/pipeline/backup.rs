@@ -175,7 +175,7 @@ impl<'r> BackupSession<'r> {
         let this = &*self;
         engine::run(
             workers(),
-            workers() * 3,
+            workers() * 2,
             move |em| {
                 let mut chunker = Chunker::new(params, seed);
                 while let Some(chunk) = chunker.next_chunk(input).map_err(|e| {
@@ -262,7 +262,7 @@ impl<'r> BackupSession<'r> {
         let walk_path = path.clone();
         engine::run(
             workers(),
-            workers() * 3,
+            workers() * 2,
             move |em| {
                 let mut walker = walk::Walker::new(repo, Chunker::new(params, seed), progress)?;
                 walker.walk_root(&walk_path, parent_tree, em)

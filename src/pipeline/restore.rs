@@ -65,7 +65,7 @@ pub fn restore_stream(
     let mut written = 0u64;
     engine::run(
         workers(),
-        workers() * 4,
+        workers() * 3,
         |em| {
             let index = repo.index_reader()?;
             emit_content::<()>(repo, &index, content, em)
@@ -209,7 +209,7 @@ pub fn restore_tree(
     let overwrite = opts.overwrite;
     engine::run(
         workers(),
-        workers() * 4,
+        workers() * 3,
         |em| {
             let index = repo.index_reader()?;
             walk_tree(repo, &index, Path::new(""), tree_id, em)
