@@ -173,3 +173,24 @@ impl Snapshot {
         self.entries.iter().find(|e| e.name == name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `snapshot` fuzz target: numbers in `meta` must survive
+    /// encode → decode exactly (serde_json's `float_roundtrip`).
+    #[test]
+    fn fuzz_regressions_round_trip() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/snapshot");
+        let mut n = 0;
+        for f in std::fs::read_dir(dir).unwrap() {
+            let bytes = std::fs::read(f.unwrap().path()).unwrap();
+            if let Ok(s) = Snapshot::decode(&bytes) {
+                assert_eq!(Snapshot::decode(&s.encode()).unwrap(), s);
+                n += 1;
+            }
+        }
+        assert!(n >= 2, "regression inputs missing");
+    }
+}
