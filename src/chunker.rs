@@ -29,9 +29,9 @@ impl Chunker {
         Chunker {
             params,
             seed,
-            // 4 x max: room for the two-sided plan, and one compaction of
-            // less than max bytes per 3 x max chunked
-            buf: vec![0; params.max_size as usize * 4],
+            // 3 x max: room for the two-sided plan, and one compaction of
+            // less than max bytes per 2 x max chunked
+            buf: vec![0; params.max_size as usize * 3],
             start: 0,
             end: 0,
             eof: false,
@@ -93,7 +93,7 @@ impl Chunker {
     fn plan(&self, w: &[u8], eof: bool) -> Vec<usize> {
         let max = self.params.max_size as usize;
         let limit = if eof { w.len() } else { w.len() - max };
-        if w.len() < 4 * max {
+        if w.len() < 3 * max {
             return self.cuts_from(w, 0, usize::MAX, limit);
         }
         let mid = (w.len() / 2) & !1;
@@ -116,6 +116,17 @@ impl Chunker {
     /// Read from `r` until a chunk is complete; `None` at the end of the input.
     /// Interrupted reads are retried; other read errors are returned.
     pub fn next_chunk<R: Read + ?Sized>(&mut self, r: &mut R) -> io::Result<Option<Vec<u8>>> {
+        let mut out = Vec::new();
+        Ok(self.next_chunk_into(r, &mut out)?.then_some(out))
+    }
+
+    /// Like [`next_chunk`](Self::next_chunk), into `out` (cleared first), so
+    /// that buffers can be reused; returns false at the end of the input.
+    pub fn next_chunk_into<R: Read + ?Sized>(
+        &mut self,
+        r: &mut R,
+        out: &mut Vec<u8>,
+    ) -> io::Result<bool> {
         if self.cuts.is_empty() {
             let max = self.params.max_size as usize;
             if self.end - self.start < max && !self.eof {
@@ -135,7 +146,7 @@ impl Chunker {
                 }
             }
             if self.end == self.start {
-                return Ok(None);
+                return Ok(false);
             }
             let base = self.start;
             let planned = self.plan(&self.buf[base..self.end], self.eof);
@@ -145,9 +156,10 @@ impl Chunker {
             .cuts
             .pop_front()
             .expect("a window always yields a chunk");
-        let chunk = self.buf[self.start..cut].to_vec();
+        out.clear();
+        out.extend_from_slice(&self.buf[self.start..cut]);
         self.start = cut;
-        Ok(Some(chunk))
+        Ok(true)
     }
 }
 

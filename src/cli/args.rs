@@ -74,7 +74,7 @@ pub struct InitArgs {
     #[arg(long, default_value_t = 2048)]
     pub chunk_size: u32,
     /// Target pack size in MiB
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 8)]
     pub pack_size: u32,
 }
 

@@ -37,6 +37,17 @@ pub fn main() -> i32 {
     unsafe {
         libc::umask(0o077);
     }
+    // Large buffers (chunks up to 8 MiB) are allocated on one thread and freed
+    // on another; with glibc's sliding mmap threshold they end up in arenas
+    // that never shrink. A fixed threshold returns them to the system; a
+    // generous trim threshold keeps the heap from being shrunk and regrown
+    // (page faults) around every chunk.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before any threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

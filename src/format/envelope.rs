@@ -90,28 +90,38 @@ pub fn seal(
     level: Option<i32>,
     nonce: Option<[u8; NONCE_LEN]>,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
-    out.push(FORMAT_VERSION);
-    out.push(binding.object_type as u8);
-    out.extend_from_slice(&nonce.unwrap_or_else(crypto::random_array));
-    out.push(CODEC_ZSTD);
-    let compressed = match level {
-        Some(level) => compress::compress_into(plaintext, level, &mut out),
-        None => false,
-    };
-    if !compressed {
-        out[HEADER] = CODEC_NONE;
-        out.extend_from_slice(plaintext);
-    }
-    let nonce: [u8; NONCE_LEN] = out[2..HEADER].try_into().unwrap();
-    let tag = crypto::seal_in_place(key, &nonce, &binding.associated_data(), &mut out[HEADER..]);
-    out.extend_from_slice(&tag);
-    // the buffer was sized for the uncompressed data; sealed blobs wait in a
-    // pack buffer, so do not let each keep a chunk-sized allocation
-    if out.capacity() > out.len() + out.len() / 4 + 4096 {
-        out.shrink_to_fit();
-    }
-    out
+    // built in a per-thread scratch buffer and copied out at its exact size:
+    // sealed blobs wait in pack buffers, and chunk-sized allocations freed on
+    // other threads fragment the heap
+    SCRATCH.with(|scratch| {
+        let mut out = scratch.borrow_mut();
+        out.clear();
+        out.push(FORMAT_VERSION);
+        out.push(binding.object_type as u8);
+        out.extend_from_slice(&nonce.unwrap_or_else(crypto::random_array));
+        out.push(CODEC_ZSTD);
+        let compressed = match level {
+            Some(level) => compress::compress_into(plaintext, level, &mut out),
+            None => false,
+        };
+        if !compressed {
+            out[HEADER] = CODEC_NONE;
+            out.extend_from_slice(plaintext);
+        }
+        let nonce: [u8; NONCE_LEN] = out[2..HEADER].try_into().unwrap();
+        let tag =
+            crypto::seal_in_place(key, &nonce, &binding.associated_data(), &mut out[HEADER..]);
+        out.extend_from_slice(&tag);
+        let sealed = out.as_slice().to_vec();
+        if out.capacity() > (4 << 20) + (64 << 10) {
+            *out = Vec::new();
+        }
+        sealed
+    })
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Authenticate, decrypt and decompress an envelope. `cap` bounds the size of

@@ -182,7 +182,8 @@ mod tests {
     /// encode → decode exactly (serde_json's `float_roundtrip`).
     #[test]
     fn fuzz_regressions_round_trip() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/snapshot");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/snapshot");
         let mut n = 0;
         for f in std::fs::read_dir(dir).unwrap() {
             let bytes = std::fs::read(f.unwrap().path()).unwrap();

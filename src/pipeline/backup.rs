@@ -43,6 +43,12 @@ pub struct BackupSession<'r> {
     packer: Mutex<Packer>,
     /// Blobs claimed by this session whose packs are not indexed yet.
     pending: Mutex<HashSet<BlobId>>,
+    /// Chunk buffers going back from workers to the reader, so that chunk-sized
+    /// allocations are reused instead of churned through the allocator.
+    buffers: (
+        crossbeam_channel::Sender<Vec<u8>>,
+        crossbeam_channel::Receiver<Vec<u8>>,
+    ),
     /// One pack is written at a time: with the one being filled, at most two
     /// packs are in memory, whatever the number of workers.
     writing: Mutex<()>,
@@ -62,6 +68,7 @@ impl<'r> BackupSession<'r> {
             packer: Mutex::new(Packer::default()),
             pending: Mutex::new(HashSet::new()),
             writing: Mutex::new(()),
+            buffers: crossbeam_channel::bounded(workers() + 2),
             entries: Vec::new(),
             warnings: 0,
         }
@@ -132,6 +139,11 @@ impl<'r> BackupSession<'r> {
             0
         };
         self.progress.bytes(len);
+        // only typical sizes go back: a buffer grown by a rare large chunk
+        // would otherwise pin that size for the rest of the run
+        if data.capacity() <= 2 * self.repo.config().chunker.avg_size as usize {
+            let _ = self.buffers.0.try_send(data);
+        }
         Ok(ChunkDone { id, len, stored })
     }
 
@@ -178,12 +190,16 @@ impl<'r> BackupSession<'r> {
             workers() * 2,
             move |em| {
                 let mut chunker = Chunker::new(params, seed);
-                while let Some(chunk) = chunker.next_chunk(input).map_err(|e| {
-                    Error::other(format!("reading the input of {name}: {e}")).with_source(e)
-                })? {
-                    em.work(chunk)?;
+                loop {
+                    let mut buf = this.buffers.1.try_recv().unwrap_or_default();
+                    let more = chunker.next_chunk_into(input, &mut buf).map_err(|e| {
+                        Error::other(format!("reading the input of {name}: {e}")).with_source(e)
+                    })?;
+                    if !more {
+                        return Ok(());
+                    }
+                    em.work(buf)?;
                 }
-                Ok(())
             },
             || this.repo.index_reader(),
             |index, data: Vec<u8>| this.store_chunk(index, data),
@@ -264,7 +280,8 @@ impl<'r> BackupSession<'r> {
             workers(),
             workers() * 2,
             move |em| {
-                let mut walker = walk::Walker::new(repo, Chunker::new(params, seed), progress)?;
+                let mut walker =
+                    walk::Walker::new(repo, Chunker::new(params, seed), progress, &this.buffers.1)?;
                 walker.walk_root(&walk_path, parent_tree, em)
             },
             || this.repo.index_reader(),

@@ -58,13 +58,20 @@ pub struct Walker<'r> {
     index: Index,
     chunker: Chunker,
     progress: &'r dyn Progress,
+    buffers: &'r crossbeam_channel::Receiver<Vec<u8>>,
 }
 
 type Em<'a, 'b> = Emitter<'a, Vec<u8>, TreeEvent>;
 
 impl<'r> Walker<'r> {
-    pub fn new(repo: &'r Repo, chunker: Chunker, progress: &'r dyn Progress) -> Result<Self> {
+    pub fn new(
+        repo: &'r Repo,
+        chunker: Chunker,
+        progress: &'r dyn Progress,
+        buffers: &'r crossbeam_channel::Receiver<Vec<u8>>,
+    ) -> Result<Self> {
         Ok(Walker {
+            buffers,
             repo,
             index: repo.index_reader()?,
             chunker,
@@ -223,9 +230,10 @@ impl<'r> Walker<'r> {
             em.event(TreeEvent::FileStart(node))?;
             self.chunker.reset();
             loop {
-                match self.chunker.next_chunk(&mut file) {
-                    Ok(Some(chunk)) => em.work(chunk)?,
-                    Ok(None) => break,
+                let mut buf = self.buffers.try_recv().unwrap_or_default();
+                match self.chunker.next_chunk_into(&mut file, &mut buf) {
+                    Ok(true) => em.work(buf)?,
+                    Ok(false) => break,
                     Err(e) => {
                         em.event(TreeEvent::Warning(format!(
                             "{}: {e}; stored as far as it was read",

@@ -36,6 +36,30 @@ pub fn snapshot_path(id: &SnapshotId) -> String {
     format!("{SNAPSHOTS}/{}", id.to_hex())
 }
 
+/// An exclusive advisory lock (flock) held while a process opens the index.
+struct OpenLock {
+    _file: std::fs::File,
+}
+
+impl OpenLock {
+    fn acquire(path: &Path) -> Result<OpenLock> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Error::io("opening", path, e))?;
+        // SAFETY: flock on a file descriptor we own; released when it closes.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(Error::io("locking", path, std::io::Error::last_os_error()));
+        }
+        Ok(OpenLock { _file: f })
+    }
+}
+
 /// A password, wiped from memory when dropped.
 pub type Password = Zeroizing<String>;
 
@@ -61,7 +85,7 @@ impl Default for InitOptions {
             // (measured with `zstd -b -B1048576`: pgbench 2350 vs 2260 MB/s,
             // x87.0 vs x86.8; high-entropy 264 vs 159 MB/s, x2.24 vs x2.20)
             zstd_level: 2,
-            pack_size: 16 << 20,
+            pack_size: 8 << 20,
         }
     }
 }
@@ -233,6 +257,10 @@ impl Repo {
             .map_err(|e| e.context("config"))?;
         crate::storage::create_dir_private(&root.join(INDEX_DIR))
             .map_err(|e| Error::io("creating", root, e))?;
+        // Opening is serialised between processes: creating the schema,
+        // switching to WAL and rebuilding are not safe to race, and SQLite
+        // answers some of those races with an immediate "locked".
+        let _opening = OpenLock::acquire(&root.join(INDEX_DIR).join("open.lock"))?;
         let (index, needs_rebuild) = Index::open(&root.join(INDEX_FILE), &repo_id)?;
         let repo = Repo {
             root: root.to_path_buf(),
