@@ -31,11 +31,6 @@ pub struct ChunkDone {
     pub stored: u64,
 }
 
-/// What `stream` stored.
-pub struct StreamOutcome {
-    pub entry: Entry,
-}
-
 /// One snapshot in the making: entries are added one by one, then committed.
 pub struct BackupSession<'r> {
     repo: &'r Repo,

@@ -12,7 +12,7 @@ mod restore;
 mod scrub;
 mod walk;
 
-pub use backup::{BackupSession, StreamOutcome, normalize_root};
+pub use backup::{BackupSession, normalize_root};
 pub use restore::{RestoreOptions, restore_stream, restore_tree, verify_content};
 pub use scrub::{ScrubReport, scrub_all};
 pub use walk::TreeEvent;

@@ -3,8 +3,8 @@
 //! adds subsets, budgets and a record of what was verified when.
 
 use crate::error::{ErrorKind, Result};
+use crate::format::PackId;
 use crate::format::pack;
-use crate::format::{PackId, envelope};
 use crate::pipeline::engine::{self, Done};
 use crate::pipeline::{Progress, workers};
 use crate::repo::{PACKS, Repo, pack_path};
@@ -45,26 +45,10 @@ fn verify_pack(repo: &Repo, id: &PackId) -> Result<(u64, u64, Vec<String>)> {
     let mut damage = Vec::new();
     for e in &entries {
         let blob = &bytes[e.offset as usize..(e.offset + e.length as u64) as usize];
-        let cap = match e.blob_type {
-            crate::format::ObjectType::Data => repo.config().chunker.max_size as usize,
-            _ => crate::format::METADATA_CAP,
-        };
-        let ok = envelope::open(
-            &repo.keys().encryption,
-            repo.binding(e.blob_type, &e.id.0),
-            blob,
-            cap,
-        )
-        .map_err(|err| err.message().to_string())
-        .and_then(|plain| {
-            if repo.keys().blob_id(&plain) != e.id {
-                Err("content does not match its id".into())
-            } else if plain.len() != e.raw_length as usize {
-                Err("length differs from the pack header".into())
-            } else {
-                Ok(())
-            }
-        });
+        let ok = repo
+            .open_blob(e.blob_type, &e.id, blob, e.raw_length)
+            .map(|_| ())
+            .map_err(|err| err.message().to_string());
         if let Err(msg) = ok {
             damage.push(format!(
                 "{} {} in pack {id}: {msg}",

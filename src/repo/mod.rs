@@ -353,23 +353,29 @@ impl Repo {
             .storage
             .read_at(&pack_path(&loc.pack), loc.offset, loc.length as usize)
             .map_err(|e| e.context(where_()))?;
+        self.open_blob(ty, id, &sealed, loc.raw_length)
+            .map_err(|e| Error::corrupt(format!("{}: {}", where_(), e.message())))
+    }
+
+    /// Open a sealed blob and check it is what its id and pack header say:
+    /// authenticated, decompressed within the cap for its type, re-hashed.
+    pub fn open_blob(
+        &self,
+        ty: ObjectType,
+        id: &BlobId,
+        sealed: &[u8],
+        raw_length: u32,
+    ) -> Result<Vec<u8>> {
         let cap = match ty {
             ObjectType::Data => self.config.chunker.max_size as usize,
             _ => METADATA_CAP,
         };
-        let plain = envelope::open(&self.keys.encryption, self.binding(ty, &id.0), &sealed, cap)
-            .map_err(|e| Error::corrupt(format!("{}: {}", where_(), e.message())))?;
+        let plain = envelope::open(&self.keys.encryption, self.binding(ty, &id.0), sealed, cap)?;
         if self.keys.blob_id(&plain) != *id {
-            return Err(Error::corrupt(format!(
-                "{}: content does not match its id",
-                where_()
-            )));
+            return Err(Error::corrupt("content does not match its id"));
         }
-        if plain.len() != loc.raw_length as usize {
-            return Err(Error::corrupt(format!(
-                "{}: length differs from the pack header",
-                where_()
-            )));
+        if plain.len() != raw_length as usize {
+            return Err(Error::corrupt("length differs from the pack header"));
         }
         Ok(plain)
     }
