@@ -51,6 +51,14 @@ pub fn compress_into(data: &[u8], level: i32, out: &mut Vec<u8>) -> bool {
 
 /// Decompress one zstd frame whose declared content size must be at most `cap`.
 pub fn decompress(frame: &[u8], cap: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    decompress_into(frame, cap, &mut out)?;
+    Ok(out)
+}
+
+/// Like [`decompress`], into `out` (replacing its contents) so that buffers
+/// can be reused.
+pub fn decompress_into(frame: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<()> {
     let size = match zstd::zstd_safe::get_frame_content_size(frame) {
         Ok(Some(n)) => n,
         Ok(None) => return Err(Error::corrupt("zstd frame does not declare its size")),
@@ -61,7 +69,8 @@ pub fn decompress(frame: &[u8], cap: usize) -> Result<Vec<u8>> {
             "zstd frame declares {size} bytes, more than the limit of {cap}"
         )));
     }
-    let mut out = Vec::with_capacity(size as usize);
+    out.clear();
+    out.reserve(size as usize);
     DECOMPRESSOR.with(|d| {
         let mut d = d.borrow_mut();
         if d.is_none() {
@@ -69,13 +78,13 @@ pub fn decompress(frame: &[u8], cap: usize) -> Result<Vec<u8>> {
         }
         d.as_mut()
             .unwrap()
-            .decompress_to_buffer(frame, &mut out)
+            .decompress_to_buffer(frame, out)
             .map_err(|e| Error::corrupt(format!("zstd: {e}")))
     })?;
     if out.len() as u64 != size {
         return Err(Error::corrupt("zstd frame is shorter than it declares"));
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -128,6 +128,20 @@ thread_local! {
 /// the plaintext after decompression. The tag is checked before anything is
 /// decompressed.
 pub fn open(key: &SecretKey, binding: Binding<'_>, envelope: &[u8], cap: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    open_into(key, binding, envelope, cap, &mut out)?;
+    Ok(out)
+}
+
+/// Like [`open`], into `out` (replacing its contents) so that buffers can be
+/// reused; `out` is unspecified after an error.
+pub fn open_into(
+    key: &SecretKey,
+    binding: Binding<'_>,
+    envelope: &[u8],
+    cap: usize,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     let ty = binding.object_type;
     if envelope.len() < OVERHEAD {
         return Err(Error::corrupt(format!(
@@ -154,8 +168,30 @@ pub fn open(key: &SecretKey, binding: Binding<'_>, envelope: &[u8], cap: usize) 
     let nonce: [u8; NONCE_LEN] = envelope[2..HEADER].try_into().unwrap();
     let tag_at = envelope.len() - TAG_LEN;
     let tag: [u8; TAG_LEN] = envelope[tag_at..].try_into().unwrap();
-    let mut buf = envelope[HEADER..tag_at].to_vec();
-    crypto::open_in_place(key, &nonce, &binding.associated_data(), &mut buf, &tag)
+    SCRATCH.with(|scratch| {
+        let mut buf = scratch.borrow_mut();
+        buf.clear();
+        buf.extend_from_slice(&envelope[HEADER..tag_at]);
+        let r = open_scratch(key, binding, &nonce, &tag, &mut buf, cap, out);
+        if buf.capacity() > (4 << 20) + (64 << 10) {
+            *buf = Vec::new();
+        }
+        r
+    })
+}
+
+/// Decrypt `buf` (codec || body, encrypted) in place, then decode it into `out`.
+fn open_scratch(
+    key: &SecretKey,
+    binding: Binding<'_>,
+    nonce: &[u8; NONCE_LEN],
+    tag: &[u8; TAG_LEN],
+    buf: &mut [u8],
+    cap: usize,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let ty = binding.object_type;
+    crypto::open_in_place(key, nonce, &binding.associated_data(), buf, tag)
         .map_err(|_| Error::corrupt(format!("{} failed authentication", ty.name())))?;
     match buf[0] {
         CODEC_NONE => {
@@ -165,10 +201,11 @@ pub fn open(key: &SecretKey, binding: Binding<'_>, envelope: &[u8], cap: usize) 
                     ty.name()
                 )));
             }
-            buf.remove(0);
-            Ok(buf)
+            out.clear();
+            out.extend_from_slice(&buf[1..]);
+            Ok(())
         }
-        CODEC_ZSTD => compress::decompress(&buf[1..], cap)
+        CODEC_ZSTD => compress::decompress_into(&buf[1..], cap, out)
             .map_err(|e| e.context(format!("decompressing {}", ty.name()))),
         other => Err(Error::corrupt(format!(
             "{} uses unknown codec {other:#04x}",

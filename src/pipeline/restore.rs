@@ -5,6 +5,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::chunklist::{self, Content};
@@ -21,21 +22,45 @@ pub struct RestoreOptions {
     pub overwrite: bool,
 }
 
-type Work = (BlobId, BlobLocation);
+/// A chunk to read, and for tree restores where its bytes go.
+struct Work {
+    id: BlobId,
+    loc: BlobLocation,
+    dest: Option<(Arc<Dest>, u64)>,
+}
+
+/// A restored file being filled by the workers, each chunk at its offset.
+struct Dest {
+    file: File,
+    path: PathBuf,
+}
+
+/// Chunks in flight per worker: enough to keep workers busy while the
+/// consumer writes, few enough to bound memory (chunks are at most 8 MiB).
+const IN_FLIGHT_PER_WORKER: usize = 3;
 
 /// Emit the chunks of `content` in order, resolving chunk lists.
 fn emit_content<E>(
     repo: &Repo,
     index: &Index,
     content: &Content,
+    dest: Option<&Arc<Dest>>,
     em: &mut Emitter<'_, Work, E>,
 ) -> Result<()> {
-    let one = |id: &BlobId, em: &mut Emitter<'_, Work, E>| -> Result<()> {
+    let mut offset = 0u64;
+    let mut one = |id: &BlobId, em: &mut Emitter<'_, Work, E>| -> Result<()> {
         let loc = index.lookup(id)?.ok_or_else(|| {
             Error::corrupt(format!("data chunk {id} is not in the repository"))
                 .with_hint("the repository is damaged; this entry cannot be restored completely")
         })?;
-        em.work((*id, loc))
+        let len = loc.raw_length as u64;
+        em.work(Work {
+            id: *id,
+            loc,
+            dest: dest.map(|d| (d.clone(), offset)),
+        })?;
+        offset += len;
+        Ok(())
     };
     for id in &content.chunks {
         one(id, em)?;
@@ -50,8 +75,47 @@ fn emit_content<E>(
     Ok(())
 }
 
-fn read_chunk(repo: &Repo, (id, loc): Work) -> Result<Vec<u8>> {
-    repo.read_blob_at(ObjectType::Data, &id, &loc)
+/// Buffers for restored chunks, handed back by the consumer once written, so
+/// that chunk-sized allocations are reused rather than faulted in each time.
+struct Buffers {
+    tx: crossbeam_channel::Sender<Vec<u8>>,
+    rx: crossbeam_channel::Receiver<Vec<u8>>,
+    keep_up_to: usize,
+}
+
+impl Buffers {
+    fn new(repo: &Repo) -> Buffers {
+        // as many as can be in flight, so that steady state allocates nothing
+        let (tx, rx) = crossbeam_channel::bounded(IN_FLIGHT_PER_WORKER * workers() + 1);
+        Buffers {
+            tx,
+            rx,
+            keep_up_to: repo.config().chunker.max_size as usize,
+        }
+    }
+    fn read_chunk(&self, repo: &Repo, w: &Work) -> Result<Vec<u8>> {
+        let mut buf = self.rx.try_recv().unwrap_or_default();
+        repo.read_blob_at_into(ObjectType::Data, &w.id, &w.loc, &mut buf)?;
+        Ok(buf)
+    }
+    /// Read a chunk and write it at its place in its file (tree restores:
+    /// the workers write in parallel). Returns the bytes written.
+    fn write_chunk(&self, repo: &Repo, w: Work) -> Result<u64> {
+        use std::os::unix::fs::FileExt;
+        let buf = self.read_chunk(repo, &w)?;
+        let (dest, offset) = w.dest.as_ref().expect("tree chunks have a destination");
+        dest.file
+            .write_all_at(&buf, *offset)
+            .map_err(|e| Error::io("writing", &dest.path, e))?;
+        let n = buf.len() as u64;
+        self.give_back(buf);
+        Ok(n)
+    }
+    fn give_back(&self, buf: Vec<u8>) {
+        if buf.capacity() <= self.keep_up_to {
+            let _ = self.tx.try_send(buf);
+        }
+    }
 }
 
 /// Write the stream `content` to `out`, verified chunk by chunk. Returns bytes written.
@@ -63,15 +127,16 @@ pub fn restore_stream(
 ) -> Result<u64> {
     content.check()?;
     let mut written = 0u64;
+    let buffers = Buffers::new(repo);
     engine::run(
         workers(),
-        workers() * 3,
+        workers() * IN_FLIGHT_PER_WORKER,
         |em| {
             let index = repo.index_reader()?;
-            emit_content::<()>(repo, &index, content, em)
+            emit_content::<()>(repo, &index, content, None, em)
         },
         || Ok(()),
-        |_, w| read_chunk(repo, w),
+        |_, w| buffers.read_chunk(repo, &w),
         |done: Done<Vec<u8>, ()>| {
             if let Done::Output(data) = done {
                 out.write_all(&data).map_err(|e| {
@@ -79,6 +144,7 @@ pub fn restore_stream(
                 })?;
                 written += data.len() as u64;
                 progress.bytes(data.len() as u64);
+                buffers.give_back(data);
             }
             Ok(())
         },
@@ -93,17 +159,59 @@ pub fn verify_content(repo: &Repo, content: &Content, progress: &dyn Progress) -
     restore_stream(repo, content, &mut std::io::sink(), progress)
 }
 
+/// What the consumer does, in order, once the workers are done with it.
 enum Ev {
-    Dir(PathBuf),
+    /// All of a directory's entries are restored: apply its metadata.
     DirDone(PathBuf, Node),
-    FileStart(PathBuf, Node),
-    FileEnd,
+    /// All of a file's chunks are written: apply its metadata.
+    FileDone(PathBuf, Node),
+    /// A symlink or fifo to create.
     Leaf(PathBuf, Node),
 }
 
+/// Where a tree is restored to.
+struct Target<'a> {
+    root: &'a Path,
+    overwrite: bool,
+}
+
+impl Target<'_> {
+    fn make_dir(&self, rel: &Path) -> Result<()> {
+        let p = self.root.join(rel);
+        if self.overwrite {
+            clear_way(&p, true)?;
+        }
+        match fs::create_dir(&p) {
+            Ok(()) => {}
+            Err(e) if self.overwrite && e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("creating", &p, e)),
+        }
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io("setting the mode of", &p, e))
+    }
+
+    fn make_file(&self, rel: &Path) -> Result<Arc<Dest>> {
+        let p = self.root.join(rel);
+        if self.overwrite {
+            clear_way(&p, false)?;
+        }
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&p)
+            .map_err(|e| Error::io("creating", &p, e))?;
+        Ok(Arc::new(Dest { file, path: p }))
+    }
+}
+
+/// Producer of a tree restore: creates directories and files as it walks
+/// (so workers can write chunks straight into them), and tells the consumer
+/// when each is complete.
 fn walk_tree(
     repo: &Repo,
     index: &Index,
+    to: &Target<'_>,
     rel: &Path,
     tree_id: &BlobId,
     em: &mut Emitter<'_, Work, Ev>,
@@ -114,15 +222,15 @@ fn walk_tree(
         let path = rel.join(node.name.as_os());
         match node.kind {
             NodeKind::Dir => {
-                em.event(Ev::Dir(path.clone()))?;
-                walk_tree(repo, index, &path, node.subtree.as_ref().unwrap(), em)?;
+                to.make_dir(&path)?;
+                walk_tree(repo, index, to, &path, node.subtree.as_ref().unwrap(), em)?;
                 em.event(Ev::DirDone(path, node))?;
             }
             NodeKind::File => {
-                let content = node.content();
-                em.event(Ev::FileStart(path, node))?;
-                emit_content(repo, index, &content, em)?;
-                em.event(Ev::FileEnd)?;
+                let dest = to.make_file(&path)?;
+                emit_content(repo, index, &node.content(), Some(&dest), em)?;
+                drop(dest);
+                em.event(Ev::FileDone(path, node))?;
             }
             NodeKind::Symlink | NodeKind::Fifo => em.event(Ev::Leaf(path, node))?,
         }
@@ -205,61 +313,33 @@ pub fn restore_tree(
         crate::storage::create_dir_private(target).map_err(|e| Error::io("creating", target, e))?;
     }
     let mut written = 0u64;
-    let mut current: Option<(File, PathBuf, Node)> = None;
+    let to = Target {
+        root: target,
+        overwrite: opts.overwrite,
+    };
     let overwrite = opts.overwrite;
+    let buffers = Buffers::new(repo);
     engine::run(
         workers(),
-        workers() * 3,
+        workers() * IN_FLIGHT_PER_WORKER,
         |em| {
             let index = repo.index_reader()?;
-            walk_tree(repo, &index, Path::new(""), tree_id, em)
+            walk_tree(repo, &index, &to, Path::new(""), tree_id, em)
         },
         || Ok(()),
-        |_, w| read_chunk(repo, w),
-        |done: Done<Vec<u8>, Ev>| {
+        |_, w| buffers.write_chunk(repo, w),
+        |done: Done<u64, Ev>| {
             match done {
-                Done::Output(data) => {
-                    let (f, path, _) = current.as_mut().expect("chunk outside a file");
-                    f.write_all(&data)
-                        .map_err(|e| Error::io("writing", path, e))?;
-                    written += data.len() as u64;
-                    progress.bytes(data.len() as u64);
-                }
-                Done::Event(Ev::Dir(rel)) => {
-                    let p = target.join(&rel);
-                    if overwrite {
-                        clear_way(&p, true)?;
-                    }
-                    match fs::create_dir(&p) {
-                        Ok(()) => {}
-                        Err(e) if overwrite && e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                        Err(e) => return Err(Error::io("creating", &p, e)),
-                    }
-                    fs::set_permissions(&p, fs::Permissions::from_mode(0o700))
-                        .map_err(|e| Error::io("setting the mode of", &p, e))?;
+                Done::Output(n) => {
+                    written += n;
+                    progress.bytes(n);
                 }
                 Done::Event(Ev::DirDone(rel, node)) => {
-                    let p = target.join(&rel);
-                    apply_metadata(&p, &node)?;
+                    apply_metadata(&target.join(&rel), &node)?;
                     progress.item(&rel.to_string_lossy());
                 }
-                Done::Event(Ev::FileStart(rel, node)) => {
-                    let p = target.join(&rel);
-                    if overwrite {
-                        clear_way(&p, false)?;
-                    }
-                    let f = OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode(0o600)
-                        .open(&p)
-                        .map_err(|e| Error::io("creating", &p, e))?;
-                    current = Some((f, p, node));
-                }
-                Done::Event(Ev::FileEnd) => {
-                    let (f, p, node) = current.take().expect("file end without start");
-                    drop(f);
-                    apply_metadata(&p, &node)?;
+                Done::Event(Ev::FileDone(rel, node)) => {
+                    apply_metadata(&target.join(&rel), &node)?;
                 }
                 Done::Event(Ev::Leaf(rel, node)) => {
                     let p = target.join(&rel);

@@ -341,6 +341,19 @@ impl Repo {
     }
 
     pub fn read_blob_at(&self, ty: ObjectType, id: &BlobId, loc: &BlobLocation) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.read_blob_at_into(ty, id, loc, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`read_blob_at`](Self::read_blob_at), into a reusable buffer.
+    pub fn read_blob_at_into(
+        &self,
+        ty: ObjectType,
+        id: &BlobId,
+        loc: &BlobLocation,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let where_ = || format!("{} {} in pack {}", ty.name(), id, loc.pack);
         if loc.blob_type != ty {
             return Err(Error::corrupt(format!(
@@ -353,7 +366,7 @@ impl Repo {
             .storage
             .read_at(&pack_path(&loc.pack), loc.offset, loc.length as usize)
             .map_err(|e| e.context(where_()))?;
-        self.open_blob(ty, id, &sealed, loc.raw_length)
+        self.open_blob_into(ty, id, &sealed, loc.raw_length, out)
             .map_err(|e| Error::corrupt(format!("{}: {}", where_(), e.message())))
     }
 
@@ -366,18 +379,38 @@ impl Repo {
         sealed: &[u8],
         raw_length: u32,
     ) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.open_blob_into(ty, id, sealed, raw_length, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`open_blob`](Self::open_blob), into a reusable buffer.
+    pub fn open_blob_into(
+        &self,
+        ty: ObjectType,
+        id: &BlobId,
+        sealed: &[u8],
+        raw_length: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let cap = match ty {
             ObjectType::Data => self.config.chunker.max_size as usize,
             _ => METADATA_CAP,
         };
-        let plain = envelope::open(&self.keys.encryption, self.binding(ty, &id.0), sealed, cap)?;
-        if self.keys.blob_id(&plain) != *id {
+        envelope::open_into(
+            &self.keys.encryption,
+            self.binding(ty, &id.0),
+            sealed,
+            cap,
+            out,
+        )?;
+        if self.keys.blob_id(out) != *id {
             return Err(Error::corrupt("content does not match its id"));
         }
-        if plain.len() != raw_length as usize {
+        if out.len() != raw_length as usize {
             return Err(Error::corrupt("length differs from the pack header"));
         }
-        Ok(plain)
+        Ok(())
     }
 
     /// Store a snapshot object and index it. The caller has made sure every
