@@ -43,11 +43,12 @@ fn verify_pack(repo: &Repo, id: &PackId) -> Result<(u64, u64, Vec<String>)> {
         Err(e) => return Ok((0, size, vec![format!("pack {id}: header: {}", e.message())])),
     };
     let mut damage = Vec::new();
+    // one buffer for every blob of the pack: no per-blob allocation and page faults
+    let mut plain = Vec::new();
     for e in &entries {
         let blob = &bytes[e.offset as usize..(e.offset + e.length as u64) as usize];
         let ok = repo
-            .open_blob(e.blob_type, &e.id, blob, e.raw_length)
-            .map(|_| ())
+            .open_blob_into(e.blob_type, &e.id, blob, e.raw_length, &mut plain)
             .map_err(|err| err.message().to_string());
         if let Err(msg) = ok {
             damage.push(format!(
