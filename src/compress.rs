@@ -26,6 +26,11 @@ thread_local! {
 /// length). Returns false, leaving `out` as it was, when compression does not
 /// save at least 1/64 of the size: storing the data raw is then cheaper to read.
 pub fn compress_into(data: &[u8], level: i32, out: &mut Vec<u8>) -> bool {
+    // Large chunks of already-compressed data (media, archives) are common in
+    // volumes: try a 64 KiB sample first and skip the rest when it does not pay.
+    if data.len() > SAMPLE * 4 && !pays(&data[..SAMPLE], level, out) {
+        return false;
+    }
     let start = out.len();
     out.reserve(zstd::zstd_safe::compress_bound(data.len()));
     let mut cursor = Cursor::new(std::mem::take(out));
@@ -46,6 +51,16 @@ pub fn compress_into(data: &[u8], level: i32, out: &mut Vec<u8>) -> bool {
     if !saved {
         out.truncate(start);
     }
+    saved
+}
+
+const SAMPLE: usize = 64 << 10;
+
+/// Would compressing `sample` save at least 1/32 of it? (`scratch` is left as it was.)
+fn pays(sample: &[u8], level: i32, scratch: &mut Vec<u8>) -> bool {
+    let start = scratch.len();
+    let saved = compress_into(sample, level, scratch) && scratch.len() - start + sample.len() / 32 < sample.len();
+    scratch.truncate(start);
     saved
 }
 
@@ -90,6 +105,25 @@ pub fn decompress_into(frame: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_incompressible_input_is_skipped_after_a_sample() {
+        let mut x = 1u64;
+        let noise: Vec<u8> = (0..1 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let mut out = vec![9u8];
+        assert!(!compress_into(&noise, 2, &mut out));
+        assert_eq!(out, vec![9u8]);
+        let text = b"INSERT INTO t VALUES (1, 'abc');\n".repeat(40_000);
+        assert!(compress_into(&text, 2, &mut out));
+        assert_eq!(decompress(&out[1..], text.len()).unwrap(), text);
+    }
 
     #[test]
     fn round_trip_and_skip_incompressible() {
