@@ -59,7 +59,8 @@ const SAMPLE: usize = 64 << 10;
 /// Would compressing `sample` save at least 1/32 of it? (`scratch` is left as it was.)
 fn pays(sample: &[u8], level: i32, scratch: &mut Vec<u8>) -> bool {
     let start = scratch.len();
-    let saved = compress_into(sample, level, scratch) && scratch.len() - start + sample.len() / 32 < sample.len();
+    let saved = compress_into(sample, level, scratch)
+        && scratch.len() - start + sample.len() / 32 < sample.len();
     scratch.truncate(start);
     saved
 }

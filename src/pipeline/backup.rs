@@ -44,6 +44,10 @@ pub struct BackupSession<'r> {
         crossbeam_channel::Sender<Vec<u8>>,
         crossbeam_channel::Receiver<Vec<u8>>,
     ),
+    /// While an entry is being backed up: the queue to the pack writer thread,
+    /// which writes and fsyncs packs while the workers go on compressing.
+    pack_tx: Mutex<Option<crossbeam_channel::Sender<crate::repo::PackBatch>>>,
+    writer_error: Mutex<Option<Error>>,
     /// One pack is written at a time: with the one being filled, at most two
     /// packs are in memory, whatever the number of workers.
     writing: Mutex<()>,
@@ -63,6 +67,8 @@ impl<'r> BackupSession<'r> {
             packer: Mutex::new(Packer::default()),
             pending: Mutex::new(HashSet::new()),
             writing: Mutex::new(()),
+            pack_tx: Mutex::new(None),
+            writer_error: Mutex::new(None),
             buffers: crossbeam_channel::bounded(workers() + 2),
             entries: Vec::new(),
             warnings: 0,
@@ -104,10 +110,51 @@ impl<'r> BackupSession<'r> {
             .unwrap()
             .add(ty, id, raw_len as u32, sealed, target);
         if let Some(batch) = batch {
-            self.write_batch(batch)?;
+            self.submit(batch)?;
         }
         self.progress.stored(stored);
         Ok(stored)
+    }
+
+    /// Hand a full pack to the writer thread (or write it here when there is none).
+    fn submit(&self, batch: crate::repo::PackBatch) -> Result<()> {
+        let tx = self.pack_tx.lock().unwrap().clone();
+        match tx {
+            Some(tx) => tx.send(batch).map_err(|_| {
+                self.writer_error
+                    .lock()
+                    .unwrap()
+                    .take()
+                    .unwrap_or_else(|| Error::other("the pack writer stopped"))
+            }),
+            None => self.write_batch(batch),
+        }
+    }
+
+    /// Run `f` with a pack writer thread: at most one full pack waits while
+    /// another is written, so memory stays bounded and fsyncs overlap the
+    /// compression work. Waits for every pack `f` produced to be durable.
+    fn with_writer<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        std::thread::scope(|s| {
+            let (tx, rx) = crossbeam_channel::bounded::<crate::repo::PackBatch>(1);
+            *self.pack_tx.lock().unwrap() = Some(tx);
+            let writer = s.spawn(move || {
+                for batch in rx {
+                    if let Err(e) = self.write_batch(batch) {
+                        *self.writer_error.lock().unwrap() = Some(e);
+                        return;
+                    }
+                }
+            });
+            let r = f();
+            // dropping the last sender lets the writer drain the queue and stop
+            *self.pack_tx.lock().unwrap() = None;
+            writer.join().expect("pack writer panicked");
+            if let Some(e) = self.writer_error.lock().unwrap().take() {
+                return Err(e);
+            }
+            r
+        })
     }
 
     fn write_batch(&self, batch: crate::repo::PackBatch) -> Result<()> {
@@ -180,32 +227,34 @@ impl<'r> BackupSession<'r> {
         let params = self.repo.config().chunker;
         let seed = self.repo.keys().chunker_seed;
         let this = &*self;
-        engine::run(
-            workers(),
-            workers() * 2,
-            move |em| {
-                let mut chunker = Chunker::new(params, seed);
-                loop {
-                    let mut buf = this.buffers.1.try_recv().unwrap_or_default();
-                    let more = chunker.next_chunk_into(input, &mut buf).map_err(|e| {
-                        Error::other(format!("reading the input of {name}: {e}")).with_source(e)
-                    })?;
-                    if !more {
-                        return Ok(());
+        self.with_writer(|| {
+            engine::run(
+                workers(),
+                workers() * 2,
+                move |em| {
+                    let mut chunker = Chunker::new(params, seed);
+                    loop {
+                        let mut buf = this.buffers.1.try_recv().unwrap_or_default();
+                        let more = chunker.next_chunk_into(input, &mut buf).map_err(|e| {
+                            Error::other(format!("reading the input of {name}: {e}")).with_source(e)
+                        })?;
+                        if !more {
+                            return Ok(());
+                        }
+                        em.work(buf)?;
                     }
-                    em.work(buf)?;
-                }
-            },
-            || this.repo.index_reader(),
-            |index, data: Vec<u8>| this.store_chunk(index, data),
-            |done: Done<ChunkDone, ()>| {
-                if let Done::Output(c) = done {
-                    stats.add_chunk(&c);
-                    content.push(this, &index, c.id)?;
-                }
-                Ok(())
-            },
-        )
+                },
+                || this.repo.index_reader(),
+                |index, data: Vec<u8>| this.store_chunk(index, data),
+                |done: Done<ChunkDone, ()>| {
+                    if let Done::Output(c) = done {
+                        stats.add_chunk(&c);
+                        content.push(this, &index, c.id)?;
+                    }
+                    Ok(())
+                },
+            )
+        })
         .map_err(|e| e.context(format!("backing up {name}")))?;
         if stats.bytes_read == 0 {
             return Err(Error::new(
@@ -271,34 +320,40 @@ impl<'r> BackupSession<'r> {
         let repo = self.repo;
         let progress = self.progress;
         let walk_path = path.clone();
-        engine::run(
-            workers(),
-            workers() * 2,
-            move |em| {
-                let mut walker =
-                    walk::Walker::new(repo, Chunker::new(params, seed), progress, &this.buffers.1)?;
-                walker.walk_root(&walk_path, parent_tree, em)
-            },
-            || this.repo.index_reader(),
-            |index, data: Vec<u8>| this.store_chunk(index, data),
-            |done: Done<ChunkDone, TreeEvent>| match done {
-                Done::Output(c) => {
-                    stats.add_chunk(&c);
-                    builder.chunk(c.id, c.len, &mut |ids| store_list(this, &index, ids))
-                }
-                Done::Event(TreeEvent::Warning(w)) => {
-                    warnings += 1;
-                    progress.warn(&w);
-                    Ok(())
-                }
-                Done::Event(ev) => builder.event(
-                    ev,
-                    &mut stats,
-                    &mut |ty, bytes| this.store_meta(&index, ty, bytes),
-                    &mut |ids| store_list(this, &index, ids),
-                ),
-            },
-        )
+        self.with_writer(|| {
+            engine::run(
+                workers(),
+                workers() * 2,
+                move |em| {
+                    let mut walker = walk::Walker::new(
+                        repo,
+                        Chunker::new(params, seed),
+                        progress,
+                        &this.buffers.1,
+                    )?;
+                    walker.walk_root(&walk_path, parent_tree, em)
+                },
+                || this.repo.index_reader(),
+                |index, data: Vec<u8>| this.store_chunk(index, data),
+                |done: Done<ChunkDone, TreeEvent>| match done {
+                    Done::Output(c) => {
+                        stats.add_chunk(&c);
+                        builder.chunk(c.id, c.len, &mut |ids| store_list(this, &index, ids))
+                    }
+                    Done::Event(TreeEvent::Warning(w)) => {
+                        warnings += 1;
+                        progress.warn(&w);
+                        Ok(())
+                    }
+                    Done::Event(ev) => builder.event(
+                        ev,
+                        &mut stats,
+                        &mut |ty, bytes| this.store_meta(&index, ty, bytes),
+                        &mut |ids| store_list(this, &index, ids),
+                    ),
+                },
+            )
+        })
         .map_err(|e| e.context(format!("backing up {name}")))?;
         self.warnings += warnings;
         let (root, tree_id, size) = builder.finish()?;
