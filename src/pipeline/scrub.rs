@@ -1,10 +1,17 @@
 //! Reading back every pack: the file hash, the header, and every blob
 //! (authenticated, decompressed, re-hashed). A first slice of `scrub`; issue 5
 //! adds subsets, budgets and a record of what was verified when.
+//!
+//! The producer reads each pack, checks its hash and header, and hands out
+//! its blobs; the workers verify blobs, so even a repository of one pack
+//! keeps every core busy.
+
+use std::cell::RefCell;
+use std::sync::Arc;
 
 use crate::error::{ErrorKind, Result};
 use crate::format::PackId;
-use crate::format::pack;
+use crate::format::pack::{self, PackEntry};
 use crate::pipeline::engine::{self, Done};
 use crate::pipeline::{Progress, workers};
 use crate::repo::{PACKS, Repo, pack_path};
@@ -19,46 +26,67 @@ pub struct ScrubReport {
     pub damage: Vec<String>,
 }
 
-/// Verify one pack completely; returns (blobs, bytes) or the damage found.
-fn verify_pack(repo: &Repo, id: &PackId) -> Result<(u64, u64, Vec<String>)> {
+/// A pack read into memory, shared by the workers verifying its blobs.
+struct PackData {
+    id: PackId,
+    bytes: Vec<u8>,
+}
+
+enum Event {
+    /// A pack was read (its size), or found damaged as a whole.
+    Pack(u64, Option<String>),
+}
+
+/// Read a pack and check what can be checked without opening blobs.
+fn read_pack(
+    repo: &Repo,
+    id: &PackId,
+) -> Result<(Arc<PackData>, std::result::Result<Vec<PackEntry>, String>)> {
     let bytes = match repo.storage().read(&pack_path(id)) {
         Ok(b) => b,
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Ok((0, 0, vec![format!("pack {id}: missing")]));
+            let data = Arc::new(PackData {
+                id: *id,
+                bytes: Vec::new(),
+            });
+            return Ok((data, Err(format!("pack {id}: missing"))));
         }
         Err(e) => return Err(e),
     };
-    let size = bytes.len() as u64;
-    if PackId::of_bytes(&bytes) != *id {
-        return Ok((
-            0,
-            size,
-            vec![format!(
-                "pack {id}: content does not match its name (damaged or truncated)"
-            )],
-        ));
-    }
-    let entries = match pack::decode_pack_header(&repo.keys().encryption, repo.id(), &bytes) {
-        Ok(e) => e,
-        Err(e) => return Ok((0, size, vec![format!("pack {id}: header: {}", e.message())])),
+    let entries = if PackId::of_bytes(&bytes) != *id {
+        Err(format!(
+            "pack {id}: content does not match its name (damaged or truncated)"
+        ))
+    } else {
+        pack::decode_pack_header(&repo.keys().encryption, repo.id(), &bytes)
+            .map_err(|e| format!("pack {id}: header: {}", e.message()))
     };
-    let mut damage = Vec::new();
-    // one buffer for every blob of the pack: no per-blob allocation and page faults
-    let mut plain = Vec::new();
-    for e in &entries {
-        let blob = &bytes[e.offset as usize..(e.offset + e.length as u64) as usize];
-        let ok = repo
-            .open_blob_into(e.blob_type, &e.id, blob, e.raw_length, &mut plain)
-            .map_err(|err| err.message().to_string());
-        if let Err(msg) = ok {
-            damage.push(format!(
-                "{} {} in pack {id}: {msg}",
-                e.blob_type.name(),
-                e.id
-            ));
+    Ok((Arc::new(PackData { id: *id, bytes }), entries))
+}
+
+thread_local! {
+    static PLAIN: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Verify one blob of a pack; Some(damage) if it does not verify.
+fn verify_blob(repo: &Repo, pack: &PackData, e: &PackEntry) -> Option<String> {
+    let blob = &pack.bytes[e.offset as usize..(e.offset + e.length as u64) as usize];
+    PLAIN.with(|plain| {
+        let mut plain = plain.borrow_mut();
+        let r = repo.open_blob_into(e.blob_type, &e.id, blob, e.raw_length, &mut plain);
+        if plain.capacity() > (16 << 20) {
+            *plain = Vec::new();
         }
-    }
-    Ok((entries.len() as u64, size, damage))
+        r.err().map(|err| {
+            format!(
+                "{} {} in pack {}: {}",
+                e.blob_type.name(),
+                e.id,
+                pack.id,
+                err.message()
+            )
+        })
+    })
 }
 
 /// Read and verify every pack in the repository.
@@ -66,29 +94,47 @@ pub fn scrub_all(repo: &Repo, progress: &dyn Progress) -> Result<ScrubReport> {
     let mut report = ScrubReport::default();
     engine::run(
         workers(),
-        workers() * 2,
+        // blobs in flight; each holds its pack in memory until verified
+        workers() * 8,
         |em| {
             for dir in repo.storage().list(PACKS)? {
                 for name in repo.storage().list(&format!("{PACKS}/{dir}"))? {
-                    if let Ok(id) = PackId::from_hex(&name) {
-                        em.work(id)?;
+                    let Ok(id) = PackId::from_hex(&name) else {
+                        continue;
+                    };
+                    let (data, entries) = read_pack(repo, &id)?;
+                    let size = data.bytes.len() as u64;
+                    match entries {
+                        Ok(entries) => {
+                            em.event(Event::Pack(size, None))?;
+                            for e in entries {
+                                em.work((data.clone(), e))?;
+                            }
+                        }
+                        Err(damage) => em.event(Event::Pack(size, Some(damage)))?,
                     }
                 }
             }
             Ok(())
         },
         || Ok(()),
-        |_, id: PackId| verify_pack(repo, &id),
-        |done: Done<(u64, u64, Vec<String>), ()>| {
-            if let Done::Output((blobs, bytes, damage)) = done {
-                report.packs += 1;
-                report.blobs += blobs;
-                report.bytes += bytes;
-                progress.bytes(bytes);
-                for d in damage {
-                    progress.warn(&d);
-                    report.damage.push(d);
+        |_, (pack, e): (Arc<PackData>, PackEntry)| Ok(verify_blob(repo, &pack, &e)),
+        |done: Done<Option<String>, Event>| {
+            let damage = match done {
+                Done::Event(Event::Pack(size, damage)) => {
+                    report.packs += 1;
+                    report.bytes += size;
+                    progress.bytes(size);
+                    damage
                 }
+                Done::Output(damage) => {
+                    report.blobs += 1;
+                    damage
+                }
+            };
+            if let Some(d) = damage {
+                progress.warn(&d);
+                report.damage.push(d);
             }
             Ok(())
         },
