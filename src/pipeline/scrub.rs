@@ -37,11 +37,11 @@ enum Event {
     Pack(u64, Option<String>),
 }
 
+/// A pack's blob entries, or the damage that makes them unreadable.
+type PackCheck = std::result::Result<Vec<PackEntry>, String>;
+
 /// Read a pack and check what can be checked without opening blobs.
-fn read_pack(
-    repo: &Repo,
-    id: &PackId,
-) -> Result<(Arc<PackData>, std::result::Result<Vec<PackEntry>, String>)> {
+fn read_pack(repo: &Repo, id: &PackId) -> Result<(Arc<PackData>, PackCheck)> {
     let bytes = match repo.storage().read(&pack_path(id)) {
         Ok(b) => b,
         Err(e) if e.kind() == ErrorKind::NotFound => {
