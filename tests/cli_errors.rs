@@ -766,3 +766,33 @@ fn huge_latest_offset_is_not_found_not_a_panic() {
     assert!(!stderr_of(&o).contains("panicked"), "{}", stderr_of(&o));
     assert_code(&o, 13);
 }
+
+#[test]
+fn init_with_out_of_range_kdf_is_a_usage_error_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let mut c = bare_cmd();
+    c.env("COFFRE_PASSWORD", "pw")
+        .args(["init", "--repo"])
+        .arg(&repo)
+        .args([
+            "--kdf-memory",
+            "1",
+            "--kdf-iterations",
+            "1",
+            "--kdf-parallelism",
+            "1",
+        ]);
+    let o = output_within(c, std::time::Duration::from_secs(30));
+    assert_code(&o, 2);
+    assert!(
+        stderr_of(&o).contains("invalid KDF parameters"),
+        "{}",
+        stderr_of(&o)
+    );
+    assert!(
+        !repo.exists(),
+        "a failed init left {} behind",
+        repo.display()
+    );
+}

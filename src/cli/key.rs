@@ -11,7 +11,6 @@ fn new_kdf(a: &NewPasswordArgs) -> Result<KdfParams> {
         a.kdf_iterations,
         a.kdf_parallelism,
     )
-    .map_err(|e| Error::usage(e.message().replace("key file has invalid", "invalid")))
 }
 
 pub fn run(g: &Global, cmd: KeyCommand) -> Result<i32> {

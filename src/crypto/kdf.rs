@@ -25,7 +25,8 @@ pub const ITERATIONS_MAX: u32 = 16;
 pub const PARALLELISM_MAX: u32 = 16;
 
 impl KdfParams {
-    /// The defaults: m = 64 MiB, t = 3, p = 4, a fresh salt.
+    /// New parameters with a fresh salt (the defaults are m = 64 MiB, t = 3,
+    /// p = 4). Values out of range are a usage error naming the allowed range.
     pub fn new(memory_kib: u32, iterations: u32, parallelism: u32) -> Result<Self> {
         let p = KdfParams {
             algorithm: "argon2id".into(),
@@ -35,7 +36,12 @@ impl KdfParams {
             parallelism,
             salt: super::random_array(),
         };
-        p.check()?;
+        p.check().map_err(|e| {
+            Error::usage(e.message().replace(
+                "key file has invalid KDF parameters",
+                "invalid KDF parameters",
+            ))
+        })?;
         Ok(p)
     }
 

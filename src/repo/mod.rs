@@ -161,16 +161,14 @@ impl Repo {
                 Error::usage("the password is empty").with_hint("choose a non-empty password")
             );
         }
-        crate::storage::create_dir_private(root).map_err(|e| Error::io("creating", root, e))?;
-        let storage = LocalStorage::new(root);
         let repo_id = RepoId(crate::crypto::random_array());
         let master = MasterKey::generate();
+        // everything is checked before anything is created
         let kdf = KdfParams::new(
             opts.kdf_memory_kib,
             opts.kdf_iterations,
             opts.kdf_parallelism,
-        )
-        .map_err(|e| Error::usage(e.message().replace("key file has invalid", "invalid")))?;
+        )?;
         let config = RepoConfig {
             chunker: opts.chunker,
             zstd_level: opts.zstd_level,
@@ -189,6 +187,8 @@ impl Repo {
             &user_name(),
             None,
         )?;
+        crate::storage::create_dir_private(root).map_err(|e| Error::io("creating", root, e))?;
+        let storage = LocalStorage::new(root);
         for dir in [KEYS, PACKS, SNAPSHOTS, INDEX_DIR, "tmp"] {
             crate::storage::create_dir_private(&root.join(dir))
                 .map_err(|e| Error::io("creating", root, e))?;
