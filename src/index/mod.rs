@@ -324,10 +324,4 @@ impl Index {
         tx.commit()?;
         Ok(())
     }
-
-    pub fn pack_count(&self) -> Result<u64> {
-        Ok(self
-            .conn
-            .query_row("SELECT count(*) FROM packs", [], |r| r.get::<_, i64>(0))? as u64)
-    }
 }

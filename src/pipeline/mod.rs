@@ -13,7 +13,7 @@ mod scrub;
 mod walk;
 
 pub use backup::{BackupSession, normalize_root};
-pub use restore::{RestoreOptions, restore_stream, restore_tree, verify_content};
+pub use restore::{RestoreOptions, restore_stream, restore_tree};
 pub use scrub::{ScrubReport, scrub_all};
 pub use walk::TreeEvent;
 

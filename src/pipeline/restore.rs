@@ -154,11 +154,6 @@ pub fn restore_stream(
     Ok(written)
 }
 
-/// Read and verify every chunk of `content` without writing anything.
-pub fn verify_content(repo: &Repo, content: &Content, progress: &dyn Progress) -> Result<u64> {
-    restore_stream(repo, content, &mut std::io::sink(), progress)
-}
-
 /// What the consumer does, in order, once the workers are done with it.
 enum Ev {
     /// All of a directory's entries are restored: apply its metadata.

@@ -372,19 +372,6 @@ impl Repo {
 
     /// Open a sealed blob and check it is what its id and pack header say:
     /// authenticated, decompressed within the cap for its type, re-hashed.
-    pub fn open_blob(
-        &self,
-        ty: ObjectType,
-        id: &BlobId,
-        sealed: &[u8],
-        raw_length: u32,
-    ) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        self.open_blob_into(ty, id, sealed, raw_length, &mut out)?;
-        Ok(out)
-    }
-
-    /// Like [`open_blob`](Self::open_blob), into a reusable buffer.
     pub fn open_blob_into(
         &self,
         ty: ObjectType,
