@@ -168,6 +168,10 @@ enum Ev {
 struct Target<'a> {
     root: &'a Path,
     overwrite: bool,
+    /// Files created but not yet complete. Workers fill files out of order,
+    /// so a failed restore removes these rather than leave files with holes
+    /// that look whole.
+    incomplete: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 impl Target<'_> {
@@ -196,6 +200,7 @@ impl Target<'_> {
             .mode(0o600)
             .open(&p)
             .map_err(|e| Error::io("creating", &p, e))?;
+        self.incomplete.lock().unwrap().insert(p.clone());
         Ok(Arc::new(Dest { file, path: p }))
     }
 }
@@ -311,10 +316,11 @@ pub fn restore_tree(
     let to = Target {
         root: target,
         overwrite: opts.overwrite,
+        incomplete: Default::default(),
     };
     let overwrite = opts.overwrite;
     let buffers = Buffers::new(repo);
-    engine::run(
+    let result = engine::run(
         workers(),
         workers() * IN_FLIGHT_PER_WORKER,
         |em| {
@@ -334,7 +340,9 @@ pub fn restore_tree(
                     progress.item(&rel.to_string_lossy());
                 }
                 Done::Event(Ev::FileDone(rel, node)) => {
-                    apply_metadata(&target.join(&rel), &node)?;
+                    let p = target.join(&rel);
+                    to.incomplete.lock().unwrap().remove(&p);
+                    apply_metadata(&p, &node)?;
                 }
                 Done::Event(Ev::Leaf(rel, node)) => {
                     let p = target.join(&rel);
@@ -367,7 +375,13 @@ pub fn restore_tree(
             }
             Ok(())
         },
-    )?;
+    );
+    if let Err(e) = result {
+        for p in to.incomplete.lock().unwrap().drain() {
+            let _ = fs::remove_file(&p);
+        }
+        return Err(e);
+    }
     if let Some(root) = root {
         apply_metadata(target, root)?;
     }
