@@ -71,18 +71,6 @@ impl Chunker {
             .1
     }
 
-    /// Cuts of the chunks starting at `from` (a boundary) while the chunk
-    /// start is at most `limit`.
-    fn cuts_from(&self, w: &[u8], from: usize, limit: usize) -> Vec<usize> {
-        let mut out = Vec::new();
-        let mut pos = from;
-        while pos <= limit && pos < w.len() {
-            pos = self.next_cut(w, pos);
-            out.push(pos);
-        }
-        out
-    }
-
     /// Plan the chunks of window `w` whose starts have `max_size` bytes after
     /// them (or all of them at the end of the input).
     ///
@@ -95,7 +83,13 @@ impl Chunker {
         } else {
             w.len() - self.params.max_size as usize
         };
-        self.cuts_from(w, 0, limit)
+        let mut cuts = Vec::new();
+        let mut pos = 0;
+        while pos <= limit && pos < w.len() {
+            pos = self.next_cut(w, pos);
+            cuts.push(pos);
+        }
+        cuts
     }
 
     /// Read from `r` until a chunk is complete; `None` at the end of the input.

@@ -8,7 +8,6 @@ use super::list::choose;
 use super::open_repo;
 use super::progress::Bar;
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::chunklist::Content;
 use crate::format::snapshot::{Entry, EntryKind};
 use crate::pipeline::{RestoreOptions, restore_stream, restore_tree};
 use crate::repo::Repo;
@@ -25,13 +24,6 @@ fn pick_entry<'s>(
         None if snap.entries.len() == 1 => Ok(&snap.entries[0]),
         None => Err(Error::usage(format!("snapshot {id} holds several entries"))
             .with_hint("choose one with --name (see `coffre ls`)")),
-    }
-}
-
-fn content(e: &Entry) -> Content {
-    Content {
-        chunks: e.chunks.clone(),
-        lists: e.lists.clone(),
     }
 }
 
@@ -53,7 +45,7 @@ pub fn dump(g: &Global, a: DumpArgs) -> Result<i32> {
     let mut out = std::mem::ManuallyDrop::new(unsafe {
         <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(1)
     });
-    let r = restore_stream(&repo, &content(e), &mut *out, &bar);
+    let r = restore_stream(&repo, &e.content(), &mut *out, &bar);
     bar.finish();
     r?;
     Ok(0)
@@ -137,7 +129,7 @@ fn to_file(
         .map_err(|e| Error::io("creating a temp file in", &dir, e))?;
     let n = {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-        let n = restore_stream(repo, &content(e), &mut w, bar)?;
+        let n = restore_stream(repo, &e.content(), &mut w, bar)?;
         w.flush().map_err(|err| Error::io("writing", target, err))?;
         n
     };
@@ -166,7 +158,7 @@ fn into_command(repo: &Repo, e: &Entry, argv: &[std::ffi::OsString], bar: &Bar) 
             )
         })?;
     let mut stdin = child.stdin.take().expect("piped");
-    let written = restore_stream(repo, &content(e), &mut stdin, bar);
+    let written = restore_stream(repo, &e.content(), &mut stdin, bar);
     drop(stdin);
     let status = child
         .wait()

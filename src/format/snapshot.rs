@@ -107,6 +107,16 @@ pub fn check_tag(tag: &str) -> Result<()> {
     Ok(())
 }
 
+impl Entry {
+    /// The content of a stream entry (empty for trees).
+    pub fn content(&self) -> crate::format::chunklist::Content {
+        crate::format::chunklist::Content {
+            chunks: self.chunks.clone(),
+            lists: self.lists.clone(),
+        }
+    }
+}
+
 impl Snapshot {
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("snapshot serializes")

@@ -21,7 +21,7 @@ use crate::index::Index;
 use crate::pipeline::engine::{self, Done};
 use crate::pipeline::walk::{self, TreeEvent};
 use crate::pipeline::{Progress, workers};
-use crate::repo::{Packer, Repo};
+use crate::repo::{Packer, Repo, now_rfc3339};
 
 /// The outcome of one chunk, as the workers report it.
 pub struct ChunkDone {
@@ -48,15 +48,8 @@ pub struct BackupSession<'r> {
     /// which writes and fsyncs packs while the workers go on compressing.
     pack_tx: Mutex<Option<crossbeam_channel::Sender<crate::repo::PackBatch>>>,
     writer_error: Mutex<Option<Error>>,
-    /// One pack is written at a time: with the one being filled, at most two
-    /// packs are in memory, whatever the number of workers.
-    writing: Mutex<()>,
     entries: Vec<Entry>,
     warnings: u64,
-}
-
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 impl<'r> BackupSession<'r> {
@@ -66,7 +59,6 @@ impl<'r> BackupSession<'r> {
             progress,
             packer: Mutex::new(Packer::default()),
             pending: Mutex::new(HashSet::new()),
-            writing: Mutex::new(()),
             pack_tx: Mutex::new(None),
             writer_error: Mutex::new(None),
             buffers: crossbeam_channel::bounded(workers() + 2),
@@ -158,10 +150,7 @@ impl<'r> BackupSession<'r> {
     }
 
     fn write_batch(&self, batch: crate::repo::PackBatch) -> Result<()> {
-        let flushed = {
-            let _one_at_a_time = self.writing.lock().unwrap();
-            batch.write(self.repo)?
-        };
+        let flushed = batch.write(self.repo)?;
         let mut pending = self.pending.lock().unwrap();
         for id in &flushed.blobs {
             pending.remove(id);

@@ -131,7 +131,7 @@ pub fn user_name() -> String {
         .unwrap_or_else(|_| format!("uid{}", unsafe { libc::getuid() }))
 }
 
-fn now_rfc3339() -> String {
+pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 

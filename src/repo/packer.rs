@@ -1,8 +1,8 @@
 //! Collects sealed blobs into pack files (format-spec/pack.md).
 //!
-//! Adding is cheap and happens under a lock; writing a full pack (hashing,
-//! writing, fsync, indexing) happens outside it, in whichever worker filled
-//! the pack, so other workers keep going meanwhile.
+//! Adding is cheap and happens under a lock; a full pack comes out as a
+//! [`PackBatch`] that the backup's pack writer thread hashes, writes, fsyncs
+//! and indexes while the workers keep going.
 
 use crate::error::Result;
 use crate::format::pack::{self, PackEntry};
