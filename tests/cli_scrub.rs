@@ -12,7 +12,10 @@ fn scrub_all_passes_on_a_healthy_repository_and_names_a_damaged_pack() {
     let ok = repo.run(&["scrub", "--all", "--json"]);
     assert_ok(&ok);
     let v = parse_json_line(&ok);
-    assert!(u64_of(&v, "blobs") >= 10, "{v}");
+    // chunk boundaries depend on the repository's secret seed, so the blob
+    // count varies; the bytes read back must cover all 900 000 random bytes
+    assert!(u64_of(&v, "blobs") >= 2, "{v}");
+    assert!(u64_of(&v, "bytes") >= 900_000, "{v}");
     assert_eq!(v["damage"].as_array().unwrap().len(), 0);
 
     let pack = repo.pack_files().into_iter().next().unwrap();
