@@ -11,6 +11,7 @@
 //!   format/ crypto/ chunker compress   on-disk types, keys, AEAD, FastCDC, zstd (no I/O)
 //! ```
 
+pub mod adapters;
 pub mod chunker;
 pub mod cli;
 pub mod compress;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod format;
 pub mod index;
 pub mod pipeline;
+pub mod plan;
 pub mod repo;
 pub mod select;
 pub mod storage;

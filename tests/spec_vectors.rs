@@ -942,6 +942,21 @@ fn regenerate() {
         &snap_json.replace(r#""version":1"#, r#""version":9"#),
         "version 9",
     );
+    // a plan run in which one source failed and --allow-partial was given
+    let partial_json = snap_json.replace(
+        r#""program":"coffre 0.1.0","#,
+        r#""program":"coffre 0.1.0","partial":true,"failed":[{"name":"redis","kind":"redis","error":"redis-cli exited with status 1"}],"#,
+    );
+    sv("snapshot-partial.txt", &ok, &partial_json, "");
+    sv(
+        "fail_snapshot-partial-without-failed.txt",
+        &fail,
+        &snap_json.replace(
+            r#""program":"coffre 0.1.0","#,
+            r#""program":"coffre 0.1.0","partial":true,"#,
+        ),
+        "partial without failed",
+    );
     // chunker golden
     let p = ChunkerParams {
         min_size: 4096,

@@ -164,6 +164,8 @@ fn snapshots() -> Vec<Snapshot> {
         tags: vec!["daily".into(), "ünïcode".into()],
         program: "coffre 0.1.0".into(),
         entries,
+        partial: false,
+        failed: vec![],
     };
     vec![snap(vec![lists.clone()]), snap(vec![stream, tree, lists])]
 }

@@ -33,6 +33,9 @@ pub struct Global {
     /// No progress bars
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// Plan file (default: ./coffre.toml when it exists)
+    #[arg(long, env = "COFFRE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -93,9 +96,15 @@ pub struct FilterArgs {
 
 #[derive(Args, Debug)]
 pub struct BackupArgs {
-    /// Name of the entry (e.g. postgres/app, uploads)
+    /// Name of the entry (e.g. postgres/app, uploads); without it, the plan's sources run
     #[arg(long, short = 'n')]
-    pub name: String,
+    pub name: Option<String>,
+    /// Plan mode: run only this source (repeatable)
+    #[arg(long, conflicts_with = "name")]
+    pub only: Vec<String>,
+    /// Plan mode: commit a snapshot marked partial when some sources fail (exit 3)
+    #[arg(long, conflicts_with = "name")]
+    pub allow_partial: bool,
     /// Tag the snapshot (repeatable)
     #[arg(long = "tag", short = 't')]
     pub tags: Vec<String>,

@@ -1,99 +1,30 @@
-//! `coffre backup`
+//! `coffre backup`: one entry from stdin, a command or a path; or, without
+//! `--name`, every source of the plan into one snapshot.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use super::args::{BackupArgs, Global};
 use super::progress::Bar;
 use super::{EXIT_INCOMPLETE, open_repo, print_json};
-use crate::error::{Error, ErrorKind, Result};
+use crate::adapters::{self, parent_for, redact_argv, stream_command};
+use crate::error::{Error, Result};
 use crate::format::SnapshotId;
-use crate::format::snapshot::{Entry, EntryKind};
-use crate::pipeline::BackupSession;
-use crate::repo::Repo;
-use crate::select::Filter;
+use crate::format::snapshot::Snapshot;
+use crate::pipeline::{BackupSession, Progress};
+use crate::plan::Plan;
 
 enum Input {
     Stdin,
-    Command(Vec<std::ffi::OsString>),
+    Command(Vec<OsString>),
     Path(PathBuf),
 }
 
-/// Remove what looks like a secret from a command line before it is stored:
-/// `--password=…`, `-pSECRET` (mysql style), and passwords inside URLs.
-pub fn redact_argv(argv: &[std::ffi::OsString]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut hide_next = false;
-    for a in argv {
-        let a = a.to_string_lossy().into_owned();
-        if hide_next {
-            out.push("***".into());
-            hide_next = false;
-            continue;
-        }
-        let lower = a.to_ascii_lowercase();
-        if lower == "--password" || lower == "--pass" {
-            hide_next = true;
-            out.push(a);
-        } else if let Some(eq) = a
-            .find('=')
-            .filter(|_| lower.starts_with("--pass") || lower.contains("password="))
-        {
-            out.push(format!("{}=***", &a[..eq]));
-        } else if a.starts_with("-p") && a.len() > 2 && !a.starts_with("--") {
-            out.push("-p***".into());
-        } else if let Some(redacted) = redact_url(&a) {
-            out.push(redacted);
-        } else {
-            out.push(a);
-        }
-    }
-    out
-}
-
-fn redact_url(a: &str) -> Option<String> {
-    let scheme_end = a.find("://")?;
-    let rest = &a[scheme_end + 3..];
-    let at = rest.find('@')?;
-    let userinfo = &rest[..at];
-    let colon = userinfo.find(':')?;
-    Some(format!(
-        "{}{}:***{}",
-        &a[..scheme_end + 3],
-        &userinfo[..colon],
-        &rest[at..]
-    ))
-}
-
-fn parent_for(
-    repo: &Repo,
-    name: &str,
-    path: &std::path::Path,
-    host: &str,
-) -> Result<Option<(SnapshotId, Entry)>> {
-    let rows = repo.index().snapshots()?;
-    let f = Filter {
-        name: Some(name.to_string()),
-        tags: Vec::new(),
-        host: Some(host.to_string()),
+pub fn run(g: &Global, plan: Option<&Plan>, a: BackupArgs) -> Result<i32> {
+    let Some(name) = a.name.clone() else {
+        return run_plan(g, plan, a);
     };
-    let abs = crate::pipeline::normalize_root(path)?;
-    for row in rows.iter().rev().filter(|r| f.matches(r)) {
-        let snap = match repo.load_snapshot(&row.id) {
-            Ok(s) => s,
-            Err(_) => continue,
-        };
-        if let Some(e) = snap.entry(name)
-            && e.kind == EntryKind::Tree
-            && e.path.as_ref().map(|p| p.as_os()) == Some(abs.as_os_str())
-        {
-            return Ok(Some((row.id, e.clone())));
-        }
-    }
-    Ok(None)
-}
-
-pub fn run(g: &Global, a: BackupArgs) -> Result<i32> {
     let input = match (a.stdin, a.paths.len(), a.command.is_empty()) {
         (true, 0, true) => Input::Stdin,
         (false, 0, false) => Input::Command(a.command.clone()),
@@ -104,7 +35,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<i32> {
         }
         (false, n, true) if n > 1 => {
             return Err(Error::usage("give one path per entry")
-                .with_hint("back up each path under its own --name"));
+                .with_hint("back up each path under its own --name, or list them in a plan"));
         }
         _ => {
             return Err(Error::usage(
@@ -112,27 +43,44 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<i32> {
             ));
         }
     };
-    crate::format::snapshot::check_entry_name(&a.name)?;
+    crate::format::snapshot::check_entry_name(&name)?;
     let repo = open_repo(g)?;
     let bar = Bar::new(g.quiet || a.json, None, "backup");
     let mut session = BackupSession::new(&repo, &bar);
     let host = a.host.clone().unwrap_or_else(crate::repo::host_name);
+    let warn = |m: &str| bar.warn(m);
     let result = match &input {
         Input::Stdin => {
-            let mut stdin = std::io::stdin();
-            session
-                .stream(&a.name, &mut stdin, None, Default::default())
-                .map(|_| ())
+            let mut stdin = crate::adapters::sniff::Sniff::new(std::io::stdin());
+            let r = session
+                .stream(&name, &mut stdin, None, Default::default())
+                .map(|_| ());
+            if r.is_ok() {
+                adapters::warn_if_compressed(&name, &stdin.head, &warn);
+            }
+            r
         }
-        Input::Command(argv) => run_command(&mut session, &a.name, argv),
+        Input::Command(argv) => {
+            let mut cmd = Command::new(&argv[0]);
+            cmd.args(&argv[1..]);
+            stream_command(
+                &mut session,
+                &name,
+                cmd,
+                Some(redact_argv(argv)),
+                Default::default(),
+                &warn,
+            )
+            .map(|_| ())
+        }
         Input::Path(p) => {
             let parent = if a.no_parent {
                 None
             } else {
-                parent_for(&repo, &a.name, p, &host)?
+                parent_for(&repo, &name, p, &host)?
             };
             session
-                .tree(&a.name, p, parent.as_ref().map(|(id, e)| (*id, e)))
+                .tree(&name, p, parent.as_ref().map(|(id, e)| (*id, e)))
                 .map(|_| ())
         }
     };
@@ -140,9 +88,88 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<i32> {
     result?;
     let warnings = session.warnings();
     let (id, snap) = session.commit(a.tags.clone(), Some(host))?;
-    let e = &snap.entries[0];
-    let s = &e.stats;
+    report(g, &a, &id, &snap, warnings)
+}
+
+/// Every selected source of the plan into one snapshot. A failing source
+/// fails the run (nothing is committed) unless `--allow-partial`.
+fn run_plan(g: &Global, plan: Option<&Plan>, a: BackupArgs) -> Result<i32> {
+    if a.stdin || !a.paths.is_empty() || !a.command.is_empty() {
+        return Err(Error::usage("--stdin, a PATH or a COMMAND needs --name")
+            .with_hint("name the entry with --name, or run the plan's sources without them"));
+    }
+    let plan = plan.ok_or_else(|| {
+        Error::usage("nothing to back up: no --name and no plan")
+            .with_hint("give --name with a PATH, --stdin or `-- COMMAND`, or a plan with --config (or ./coffre.toml)")
+    })?;
+    let sources = plan.select(&a.only)?;
+    if sources.is_empty() {
+        return Err(Error::usage(format!(
+            "the plan {} has no sources",
+            plan.file.display()
+        )));
+    }
+    let repo = open_repo(g)?;
+    let bar = Bar::new(g.quiet || a.json, None, "backup");
+    let mut session = BackupSession::new(&repo, &bar);
+    let host = a.host.clone().unwrap_or_else(crate::repo::host_name);
+    let warn = |m: &str| bar.warn(m);
+    for src in sources {
+        if let Err(e) = adapters::backup(&mut session, src, &host, &warn) {
+            if !a.allow_partial {
+                bar.finish();
+                return Err(e.with_hint(
+                    "nothing was committed; fix the source, skip it with --only, or pass --allow-partial",
+                ));
+            }
+            bar.warn(&format!("{e}"));
+            session.record_failure(&src.name, src.kind.as_str(), e.to_string());
+        }
+    }
+    bar.finish();
+    if session.entries().is_empty() {
+        return Err(Error::new(
+            crate::ErrorKind::CommandFailed,
+            "every source failed; no snapshot was made",
+        ));
+    }
+    let warnings = session.warnings();
+    let (id, snap) = session.commit(a.tags.clone(), Some(host))?;
+    report(g, &a, &id, &snap, warnings)
+}
+
+fn report(
+    g: &Global,
+    a: &BackupArgs,
+    id: &SnapshotId,
+    snap: &Snapshot,
+    warnings: u64,
+) -> Result<i32> {
     if a.json {
+        let entries: Vec<serde_json::Value> = snap
+            .entries
+            .iter()
+            .map(|e| {
+                let s = &e.stats;
+                serde_json::json!({
+                    "name": e.name,
+                    "kind": e.kind,
+                    "size": e.size,
+                    "bytes_read": s.bytes_read,
+                    "bytes_new": s.bytes_new,
+                    "bytes_stored": s.bytes_stored,
+                    "chunks_new": s.chunks_new,
+                    "chunks_reused": s.chunks_reused,
+                    "files": s.files,
+                    "files_unchanged": s.files_unchanged,
+                    "duration_ms": s.duration_ms,
+                    "meta": e.meta,
+                })
+            })
+            .collect();
+        let e = &snap.entries[0];
+        let s = &e.stats;
+        // the first entry's figures stay at the top level for one-entry runs
         print_json(&serde_json::json!({
             "snapshot": id.to_hex(),
             "time": snap.time,
@@ -157,21 +184,36 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<i32> {
             "files_unchanged": s.files_unchanged,
             "duration_ms": s.duration_ms,
             "warnings": warnings,
+            "partial": snap.partial,
+            "failed": snap.failed,
+            "entries": entries,
         }))?;
     }
     if !g.quiet {
         use indicatif::HumanBytes;
-        let secs = (s.duration_ms as f64 / 1000.0).max(0.001);
+        for e in &snap.entries {
+            let s = &e.stats;
+            let secs = (s.duration_ms as f64 / 1000.0).max(0.001);
+            eprintln!(
+                "snapshot {} saved: {} {}, {} new ({} stored), {:.1} s, {}/s",
+                id.short(),
+                e.name,
+                HumanBytes(e.size),
+                HumanBytes(s.bytes_new),
+                HumanBytes(s.bytes_stored),
+                secs,
+                HumanBytes((s.bytes_read as f64 / secs) as u64)
+            );
+        }
+    }
+    if snap.partial {
+        let names: Vec<&str> = snap.failed.iter().map(|f| f.name.as_str()).collect();
         eprintln!(
-            "snapshot {} saved: {} {}, {} new ({} stored), {:.1} s, {}/s",
+            "coffre: snapshot {} is partial: {} failed (exit {EXIT_INCOMPLETE})",
             id.short(),
-            e.name,
-            HumanBytes(e.size),
-            HumanBytes(s.bytes_new),
-            HumanBytes(s.bytes_stored),
-            secs,
-            HumanBytes((s.bytes_read as f64 / secs) as u64)
+            names.join(", ")
         );
+        return Ok(EXIT_INCOMPLETE);
     }
     if warnings > 0 {
         eprintln!(
@@ -180,87 +222,4 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<i32> {
         return Ok(EXIT_INCOMPLETE);
     }
     Ok(0)
-}
-
-/// Run `argv` without a shell and store its stdout. No snapshot unless it
-/// exits 0 and printed something.
-fn run_command(
-    session: &mut BackupSession<'_>,
-    name: &str,
-    argv: &[std::ffi::OsString],
-) -> Result<()> {
-    let program = argv[0].to_string_lossy().into_owned();
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::CommandFailed,
-                format!("cannot run {program:?}: {e}"),
-            )
-            .with_hint("check that the command exists and is on PATH")
-        })?;
-    let mut stdout = child.stdout.take().expect("piped");
-    let stored = session.stream(
-        name,
-        &mut stdout,
-        Some(redact_argv(argv)),
-        Default::default(),
-    );
-    drop(stdout);
-    if stored.is_err() {
-        let _ = child.kill();
-    }
-    let status = child
-        .wait()
-        .map_err(|e| Error::other(format!("waiting for {program}: {e}")))?;
-    if !status.success() {
-        use std::os::unix::process::ExitStatusExt;
-        let how = match (status.code(), status.signal()) {
-            (Some(c), _) => format!("exited with status {c}"),
-            (None, Some(s)) => format!("was killed by signal {s}"),
-            _ => "failed".into(),
-        };
-        return Err(Error::new(
-            ErrorKind::CommandFailed,
-            format!("{program} {how}; no snapshot was made"),
-        ));
-    }
-    stored.map(|_| ())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_are_redacted() {
-        let argv: Vec<std::ffi::OsString> = [
-            "mysqldump",
-            "-psecret",
-            "--password=hunter2",
-            "--password",
-            "x",
-            "postgresql://app:pw@db/app",
-            "-Fc",
-            "--port=5",
-        ]
-        .iter()
-        .map(Into::into)
-        .collect();
-        let out = redact_argv(&argv).join(" ");
-        assert!(
-            !out.contains("secret") && !out.contains("hunter2") && !out.contains(":pw@"),
-            "{out}"
-        );
-        assert!(
-            out.contains("postgresql://app:***@db/app")
-                && out.contains("-Fc")
-                && out.contains("--port=5"),
-            "{out}"
-        );
-    }
 }

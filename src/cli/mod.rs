@@ -69,10 +69,11 @@ pub fn main() -> i32 {
 }
 
 fn run(cli: Cli) -> Result<i32> {
-    let g = &cli.global;
+    let (g, plan) = with_plan(cli.global)?;
+    let g = &g;
     match cli.command {
         Command::Init(a) => init::run(g, a),
-        Command::Backup(a) => backup::run(g, a),
+        Command::Backup(a) => backup::run(g, plan.as_ref(), a),
         Command::Snapshots(a) => list::snapshots(g, a),
         Command::Ls(a) => list::ls(g, a),
         Command::Restore(a) => restore::restore(g, a),
@@ -82,9 +83,27 @@ fn run(cli: Cli) -> Result<i32> {
     }
 }
 
+/// Load the plan (`--config`, else ./coffre.toml if present) and let it
+/// supply the repository and its password where the command line did not.
+fn with_plan(mut g: Global) -> Result<(Global, Option<crate::plan::Plan>)> {
+    let plan = crate::plan::Plan::find(g.config.as_deref())?;
+    if let Some(p) = &plan {
+        let r = &p.repository;
+        if g.repo.is_none() {
+            g.repo = r.path.clone();
+        }
+        if g.password_file.is_none() && g.password_command.is_none() {
+            g.password_file = r.password_file.clone();
+            g.password_command = r.password_command.clone();
+        }
+    }
+    Ok((g, plan))
+}
+
 fn repo_path(g: &Global) -> Result<PathBuf> {
     g.repo.clone().ok_or_else(|| {
-        Error::usage("no repository given").with_hint("pass --repo PATH or set COFFRE_REPO")
+        Error::usage("no repository given")
+            .with_hint("pass --repo PATH, set COFFRE_REPO, or name it in the plan (coffre.toml)")
     })
 }
 

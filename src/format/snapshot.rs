@@ -80,6 +80,21 @@ pub struct Snapshot {
     pub tags: Vec<String>,
     pub program: String,
     pub entries: Vec<Entry>,
+    /// Some sources of the plan failed and `--allow-partial` was given.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    /// The sources that failed, when `partial`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<Failure>,
+}
+
+/// A source of a plan that produced no entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Failure {
+    pub name: String,
+    pub kind: String,
+    pub error: String,
 }
 
 /// Entry names: 1..=255 bytes of `[A-Za-z0-9._@+=-]` separated by single `/`,
@@ -139,6 +154,11 @@ impl Snapshot {
         self.time_ns()?;
         if self.entries.is_empty() {
             return Err(Error::corrupt("snapshot has no entries"));
+        }
+        if self.partial == self.failed.is_empty() {
+            return Err(Error::corrupt(
+                "snapshot is partial without failed sources, or the reverse",
+            ));
         }
         for (i, e) in self.entries.iter().enumerate() {
             check_entry_name(&e.name).map_err(|err| Error::corrupt(err.message().to_string()))?;

@@ -14,7 +14,9 @@ use std::time::Instant;
 use crate::chunker::Chunker;
 use crate::error::{Error, Result};
 use crate::format::chunklist::{self, Content, LIST_MAX};
-use crate::format::snapshot::{Entry, EntryKind, Snapshot, Stats, check_entry_name, check_tag};
+use crate::format::snapshot::{
+    Entry, EntryKind, Failure, Snapshot, Stats, check_entry_name, check_tag,
+};
 use crate::format::tree::{Node, Tree};
 use crate::format::{BlobId, ObjectType, SnapshotId};
 use crate::index::Index;
@@ -49,6 +51,7 @@ pub struct BackupSession<'r> {
     pack_tx: Mutex<Option<crossbeam_channel::Sender<crate::repo::PackBatch>>>,
     writer_error: Mutex<Option<Error>>,
     entries: Vec<Entry>,
+    failed: Vec<Failure>,
     warnings: u64,
 }
 
@@ -63,12 +66,40 @@ impl<'r> BackupSession<'r> {
             writer_error: Mutex::new(None),
             buffers: crossbeam_channel::bounded(workers() + 2),
             entries: Vec::new(),
+            failed: Vec::new(),
             warnings: 0,
         }
     }
 
     pub fn warnings(&self) -> u64 {
         self.warnings
+    }
+
+    pub fn repo(&self) -> &'r Repo {
+        self.repo
+    }
+
+    pub fn entry_mut(&mut self, name: &str) -> Option<&mut Entry> {
+        self.entries.iter_mut().find(|e| e.name == name)
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Drop entry `name` (a source that failed after its data was stored).
+    /// Its chunks stay as unreferenced leftovers, as after a crash.
+    pub fn discard(&mut self, name: &str) {
+        self.entries.retain(|e| e.name != name);
+    }
+
+    /// Record a source that failed; the snapshot is then marked partial.
+    pub fn record_failure(&mut self, name: &str, kind: &str, error: String) {
+        self.failed.push(Failure {
+            name: name.to_string(),
+            kind: kind.to_string(),
+            error,
+        });
     }
 
     fn check_new_name(&self, name: &str) -> Result<()> {
@@ -386,6 +417,8 @@ impl<'r> BackupSession<'r> {
             tags,
             program: format!("coffre {}", env!("CARGO_PKG_VERSION")),
             entries: self.entries,
+            partial: !self.failed.is_empty(),
+            failed: self.failed,
         };
         let id = self.repo.write_snapshot(&snap)?;
         Ok((id, snap))
