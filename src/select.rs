@@ -17,7 +17,7 @@ impl Filter {
     pub fn matches(&self, s: &SnapshotRow) -> bool {
         self.name
             .as_ref()
-            .is_none_or(|n| s.entries.iter().any(|(e, _, _)| e == n))
+            .is_none_or(|n| s.entries.iter().any(|(e, _, _)| entry_in(e, n)))
             && self.tags.iter().all(|t| s.tags.contains(t))
             && self.host.as_ref().is_none_or(|h| &s.host == h)
     }
@@ -40,6 +40,9 @@ impl Filter {
         }
     }
 }
+
+/// The tag of safety snapshots taken before a destructive restore.
+pub const PRE_RESTORE: &str = "pre-restore";
 
 /// Parse `--at`: RFC 3339, or `YYYY-MM-DD[ HH:MM[:SS]]` (also with `T`) in local time.
 /// Returns nanoseconds since the epoch.
@@ -94,6 +97,16 @@ pub fn select<'a>(
         ""
     };
     if let Some(rest) = spec.strip_prefix("latest") {
+        // safety snapshots taken before a restore are not "the latest
+        // backup": `latest` passes over them unless asked for by tag
+        let candidates: Vec<&SnapshotRow> = if filter.tags.iter().any(|t| t == PRE_RESTORE) {
+            candidates
+        } else {
+            candidates
+                .into_iter()
+                .filter(|s| !s.tags.iter().any(|t| t == PRE_RESTORE))
+                .collect()
+        };
         let back: usize = if rest.is_empty() {
             0
         } else {
@@ -133,6 +146,13 @@ pub fn select<'a>(
                 .with_hint("give more digits"),
         ),
     }
+}
+
+/// Entry `e` is `name`, or one of the `name/…` entries a plan source with
+/// several paths makes.
+pub fn entry_in(e: &str, name: &str) -> bool {
+    e.strip_prefix(name)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 #[cfg(test)]

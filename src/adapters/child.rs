@@ -170,3 +170,35 @@ pub fn version(mut cmd: Command) -> Option<String> {
         .next()
         .map(|l| l.trim().to_string())
 }
+
+/// Run `cmd` with `write` producing its stdin (a restored stream); the tool's
+/// failure is our failure, and so is a tool that stops reading early.
+pub fn feed(
+    cmd: Command,
+    what: &str,
+    write: impl FnOnce(&mut dyn std::io::Write) -> Result<u64>,
+) -> Result<(u64, Vec<String>)> {
+    let mut run = Running::spawn(cmd, Stdio::piped())?;
+    let program = run.program.clone();
+    let mut stdin = run.child.stdin.take().expect("piped");
+    // stdout is not ours to read: pass it on as stderr lines would clutter;
+    // drain it so the tool never blocks on a full pipe
+    let mut stdout = run.stdout();
+    let drain = std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let written = write(&mut stdin);
+    drop(stdin);
+    let (status, lines) = run.wait()?;
+    let _ = drain.join();
+    check_status(&program, status, &lines, what)?;
+    match written {
+        Err(e) if e.is_broken_pipe() => Err(Error::new(
+            ErrorKind::CommandFailed,
+            format!(
+                "{program} stopped reading before the end of the stream{}",
+                tail(&lines)
+            ),
+        )),
+        Err(e) => Err(e),
+        Ok(n) => Ok((n, lines)),
+    }
+}

@@ -11,6 +11,7 @@ pub mod redis;
 pub mod secret;
 pub mod sniff;
 pub mod sqlite;
+pub mod target;
 
 use std::ffi::OsString;
 use std::path::Path;

@@ -102,3 +102,21 @@ pub fn backup(session: &mut BackupSession<'_>, src: &Source, warn: &dyn Warn) ->
     }
     Ok(())
 }
+
+/// `mongorestore --archive --drop` fed from the entry.
+pub fn restore(
+    repo: &crate::repo::Repo,
+    entry: &crate::format::snapshot::Entry,
+    conn: &MongoConn,
+    progress: &dyn crate::pipeline::Progress,
+) -> Result<super::postgres::Outcome> {
+    let mut c = conn.tool("mongorestore");
+    c.args(["--archive", "--drop"]);
+    child::feed(c, "the restore failed", |w| {
+        crate::pipeline::restore_stream(repo, &entry.content(), w, progress)
+    })?;
+    Ok(super::postgres::Outcome {
+        notes: vec![format!("mongorestore --drop into {}", conn.display())],
+        mismatches: Vec::new(),
+    })
+}

@@ -240,3 +240,44 @@ fn binlog_position(head: &[u8]) -> Option<String> {
     let start = line.find("MASTER_LOG_FILE")?;
     Some(line[start..].trim_end_matches(';').to_string())
 }
+
+/// `db` exists on the server.
+pub fn database_exists(conn: &MyConn, db: &str) -> Result<bool> {
+    let rows = conn.query(
+        "",
+        &format!(
+            "SELECT 1 FROM information_schema.schemata WHERE schema_name = '{}'",
+            db.replace('\\', "\\\\").replace('\'', "''")
+        ),
+    )?;
+    Ok(!rows.is_empty())
+}
+
+/// Drop and recreate the database, load the dump with the mysql client,
+/// and compare row counts with the backup's. MySQL cannot rename a
+/// database, so there is no restore-beside: the safety snapshot taken just
+/// before is the way back.
+pub fn restore(
+    repo: &crate::repo::Repo,
+    entry: &crate::format::snapshot::Entry,
+    conn: &MyConn,
+    progress: &dyn crate::pipeline::Progress,
+) -> Result<super::postgres::Outcome> {
+    let db = &conn.database;
+    let q = format!("`{}`", db.replace('`', "``"));
+    conn.query(
+        "",
+        &format!("DROP DATABASE IF EXISTS {q}; CREATE DATABASE {q}"),
+    )?;
+    let mut c = conn.client();
+    c.arg(db);
+    child::feed(c, "the restore failed", |w| {
+        crate::pipeline::restore_stream(repo, &entry.content(), w, progress)
+    })?;
+    let mut out = super::postgres::Outcome::default();
+    if let Some(recorded) = super::postgres::recorded_counts(&entry.meta) {
+        out.mismatches = super::postgres::count_differences(&recorded, &conn.row_counts(db)?);
+    }
+    out.notes.push(format!("restored into {db}"));
+    Ok(out)
+}

@@ -304,3 +304,336 @@ pub fn backup(session: &mut BackupSession<'_>, src: &Source, warn: &dyn Warn) ->
 pub fn recorded_counts(meta: &Map<String, Value>) -> Option<BTreeMap<String, u64>> {
     serde_json::from_value(meta.get("row_counts")?.clone()).ok()
 }
+
+/// `"name"` with embedded quotes doubled.
+pub fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// `'text'` with embedded quotes doubled.
+pub fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// How to restore into PostgreSQL.
+#[derive(Clone, Debug, Default)]
+pub struct PgRestore {
+    /// Drop and recreate the database in place instead of restoring beside it.
+    pub replace: bool,
+    /// pg_restore --jobs (custom and directory formats).
+    pub jobs: usize,
+    /// Only these tables (pg_restore -t), into the existing database.
+    pub tables: Vec<String>,
+}
+
+/// What a restore did, for the report.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub notes: Vec<String>,
+    /// Tables whose row count differs from the one recorded at backup.
+    pub mismatches: Vec<String>,
+}
+
+const MAINTENANCE_DB: &str = "postgres";
+
+impl PgConn {
+    pub fn database_exists(&self, db: &str) -> Result<bool> {
+        let rows = self.query(
+            MAINTENANCE_DB,
+            &format!("SELECT 1 FROM pg_database WHERE datname = {};", literal(db)),
+        )?;
+        Ok(!rows.is_empty())
+    }
+
+    /// CREATE DATABASE with the encoding, locale and owner of `like` when it exists.
+    fn create_database(&self, db: &str, like: &str) -> Result<()> {
+        let settings = self.query(
+            MAINTENANCE_DB,
+            &format!(
+                "SELECT pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, r.rolname \
+                 FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = {};",
+                literal(like)
+            ),
+        )?;
+        let mut sql = format!("CREATE DATABASE {} TEMPLATE template0", ident(db));
+        if let Some(s) = settings.first().filter(|s| s.len() == 4) {
+            sql += &format!(
+                " ENCODING {} LC_COLLATE {} LC_CTYPE {} OWNER {}",
+                literal(&s[0]),
+                literal(&s[1]),
+                literal(&s[2]),
+                ident(&s[3])
+            );
+        }
+        self.query(MAINTENANCE_DB, &(sql + ";"))?;
+        Ok(())
+    }
+
+    fn terminate_sessions(&self, db: &str) -> Result<()> {
+        self.query(
+            MAINTENANCE_DB,
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = {} AND pid <> pg_backend_pid();",
+                literal(db)
+            ),
+        )?;
+        Ok(())
+    }
+}
+
+/// The steps a restore of `entry` into `conn` will take, for the plan shown
+/// before anything happens.
+pub fn restore_steps(conn: &PgConn, exists: bool, opts: &PgRestore, format: &str) -> Vec<String> {
+    let db = &conn.database;
+    let tool = if format == "plain" {
+        "psql"
+    } else {
+        "pg_restore"
+    };
+    if !opts.tables.is_empty() {
+        return vec![format!(
+            "{tool} --clean --if-exists of table(s) {} into {db}",
+            opts.tables.join(", ")
+        )];
+    }
+    let mut v = Vec::new();
+    if opts.replace || !exists {
+        if exists {
+            v.push(format!("terminate sessions on {db}, DROP DATABASE {db}"));
+        }
+        v.push(format!("CREATE DATABASE {db} and {tool} into it"));
+        v.push("compare row counts with the backup's; ANALYZE".into());
+    } else {
+        v.push(format!(
+            "CREATE DATABASE {db}_coffre_<time> and {tool} into it"
+        ));
+        v.push("compare row counts with the backup's; ANALYZE".into());
+        v.push(format!(
+            "swap names: {db} → {db}_coffre_old_<time> (kept, connections disabled), new → {db}"
+        ));
+    }
+    v
+}
+
+/// Restore a postgres entry into the database `conn` names.
+pub fn restore(
+    repo: &crate::repo::Repo,
+    entry: &crate::format::snapshot::Entry,
+    conn: &PgConn,
+    opts: &PgRestore,
+    progress: &dyn crate::pipeline::Progress,
+) -> Result<Outcome> {
+    let db = conn.database.clone();
+    let format = entry
+        .meta
+        .get("format")
+        .and_then(Value::as_str)
+        .unwrap_or("custom")
+        .to_string();
+    let exists = conn.database_exists(&db)?;
+    let mut out = Outcome::default();
+    if !opts.tables.is_empty() {
+        if format == "plain" {
+            return Err(
+                Error::usage("a plain-format dump cannot restore single tables")
+                    .with_hint("restore the whole entry, or back up with format = \"custom\""),
+            );
+        }
+        if !exists {
+            return Err(Error::not_found(format!("database {db} does not exist"))
+                .with_hint("single tables restore into an existing database"));
+        }
+        let mut extra = vec!["--clean".to_string(), "--if-exists".to_string()];
+        for t in &opts.tables {
+            extra.push(format!("--table={t}"));
+        }
+        load(repo, entry, conn, &db, &format, opts.jobs, &extra, progress)?;
+        out.notes.push(format!(
+            "restored table(s) {} into {db}",
+            opts.tables.join(", ")
+        ));
+        return Ok(out);
+    }
+    let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+    let short = |base: &str, suffix: &str| {
+        // identifiers are at most 63 bytes
+        let mut b = base.to_string();
+        while b.len() + suffix.len() > 63 {
+            b.pop();
+        }
+        format!("{b}{suffix}")
+    };
+    let beside = exists && !opts.replace;
+    let work_db = if beside {
+        short(&db, &format!("_coffre_{stamp}"))
+    } else {
+        db.clone()
+    };
+    if exists && opts.replace {
+        conn.terminate_sessions(&db)?;
+        conn.query(MAINTENANCE_DB, &format!("DROP DATABASE {};", ident(&db)))?;
+        out.notes.push(format!("dropped database {db}"));
+    }
+    conn.create_database(&work_db, &db)?;
+    let loaded = load(
+        repo,
+        entry,
+        conn,
+        &work_db,
+        &format,
+        opts.jobs,
+        &[],
+        progress,
+    )
+    .and_then(|_| compare_counts(conn, &work_db, &entry.meta));
+    match loaded {
+        Ok(m) => out.mismatches = m,
+        Err(e) => {
+            if beside {
+                // the old database was never touched; leave no half-restored twin
+                let _ = conn.query(
+                    MAINTENANCE_DB,
+                    &format!("DROP DATABASE IF EXISTS {};", ident(&work_db)),
+                );
+                return Err(e.context(format!("restoring beside {db} (left unchanged)")));
+            }
+            return Err(e);
+        }
+    }
+    conn.query(&work_db, "ANALYZE;")?;
+    if beside {
+        let old = short(&db, &format!("_coffre_old_{stamp}"));
+        conn.query(
+            MAINTENANCE_DB,
+            &format!("ALTER DATABASE {} ALLOW_CONNECTIONS false;", ident(&db)),
+        )?;
+        conn.terminate_sessions(&db)?;
+        conn.query(
+            MAINTENANCE_DB,
+            &format!(
+                "BEGIN; ALTER DATABASE {} RENAME TO {}; ALTER DATABASE {} RENAME TO {}; COMMIT;",
+                ident(&db),
+                ident(&old),
+                ident(&work_db),
+                ident(&db)
+            ),
+        )?;
+        out.notes.push(format!(
+            "the previous database is kept as {old} (connections disabled); drop it with \
+             DROP DATABASE {} once the restore is confirmed",
+            ident(&old)
+        ));
+    }
+    out.notes.push(format!("restored into {db}; ANALYZE done"));
+    Ok(out)
+}
+
+/// Feed the entry to pg_restore or psql connected to `db`.
+#[allow(clippy::too_many_arguments)]
+fn load(
+    repo: &crate::repo::Repo,
+    entry: &crate::format::snapshot::Entry,
+    conn: &PgConn,
+    db: &str,
+    format: &str,
+    jobs: usize,
+    extra: &[String],
+    progress: &dyn crate::pipeline::Progress,
+) -> Result<()> {
+    use crate::format::snapshot::EntryKind;
+    let url = conn.url_for(db);
+    match (entry.kind, format) {
+        (EntryKind::Stream, "plain") => {
+            let mut c = conn.tool("psql");
+            c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction"])
+                .arg(format!("--dbname={url}"));
+            child::feed(c, "the restore failed", |w| {
+                crate::pipeline::restore_stream(repo, &entry.content(), w, progress)
+            })?;
+        }
+        (EntryKind::Stream, _) if jobs > 1 => {
+            // --jobs needs a seekable archive: materialise it first
+            let scratch = tempfile::Builder::new()
+                .prefix("coffre-pgrestore-")
+                .tempdir()
+                .map_err(|e| Error::io("creating a directory in", &std::env::temp_dir(), e))?;
+            let file = scratch.path().join("dump.custom");
+            let mut f =
+                std::fs::File::create(&file).map_err(|e| Error::io("creating", &file, e))?;
+            crate::pipeline::restore_stream(repo, &entry.content(), &mut f, progress)?;
+            drop(f);
+            let mut c = conn.tool("pg_restore");
+            c.arg("--exit-on-error")
+                .arg(format!("--jobs={jobs}"))
+                .arg(format!("--dbname={url}"))
+                .args(extra)
+                .arg(&file);
+            child::output(c, "the restore failed")?;
+        }
+        (EntryKind::Stream, _) => {
+            let mut c = conn.tool("pg_restore");
+            c.arg("--exit-on-error")
+                .arg(format!("--dbname={url}"))
+                .args(extra);
+            child::feed(c, "the restore failed", |w| {
+                crate::pipeline::restore_stream(repo, &entry.content(), w, progress)
+            })?;
+        }
+        (EntryKind::Tree, _) => {
+            let scratch = tempfile::Builder::new()
+                .prefix("coffre-pgrestore-")
+                .tempdir()
+                .map_err(|e| Error::io("creating a directory in", &std::env::temp_dir(), e))?;
+            let dir = scratch.path().join("dump");
+            crate::pipeline::restore_tree(
+                repo,
+                entry.tree.as_ref().expect("tree entry"),
+                entry.root.as_ref(),
+                &dir,
+                &Default::default(),
+                progress,
+            )?;
+            let mut c = conn.tool("pg_restore");
+            c.args(["--exit-on-error", "--format=directory"])
+                .arg(format!("--jobs={}", jobs.max(1)))
+                .arg(format!("--dbname={url}"))
+                .args(extra)
+                .arg(&dir);
+            child::output(c, "the restore failed")?;
+        }
+    }
+    Ok(())
+}
+
+/// Differences between the row counts recorded at backup and those of `db`.
+fn compare_counts(conn: &PgConn, db: &str, meta: &Map<String, Value>) -> Result<Vec<String>> {
+    let Some(recorded) = recorded_counts(meta) else {
+        return Ok(Vec::new());
+    };
+    let mut psql = conn.psql(db)?;
+    let now = row_counts(&mut psql)?;
+    psql.close()?;
+    Ok(count_differences(&recorded, &now))
+}
+
+/// "table: N at backup, M now" for every table that differs or is missing.
+pub fn count_differences(
+    recorded: &BTreeMap<String, u64>,
+    now: &BTreeMap<String, u64>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (t, n) in recorded {
+        match now.get(t) {
+            Some(m) if m == n => {}
+            Some(m) => out.push(format!("{t}: {n} rows at backup, {m} restored")),
+            None => out.push(format!("{t}: {n} rows at backup, table missing")),
+        }
+    }
+    for (t, m) in now {
+        if !recorded.contains_key(t) {
+            out.push(format!("{t}: not in the backup, {m} rows"));
+        }
+    }
+    out
+}

@@ -221,6 +221,82 @@ pub fn backup(session: &mut BackupSession<'_>, src: &Source, warn: &dyn Warn) ->
     Ok(())
 }
 
+/// Place the RDB where the server loads it from (its `dir`/`dbfilename`,
+/// which must be on this machine), then make it load it: `DEBUG RELOAD
+/// NOSAVE` where the server allows DEBUG, else `SHUTDOWN NOSAVE` so that its
+/// supervisor starts it again on the new file. AOF must be off (with AOF on,
+/// Redis ignores the RDB at start).
+pub fn restore(
+    repo: &crate::repo::Repo,
+    entry: &crate::format::snapshot::Entry,
+    conn: &RedisConn,
+    progress: &dyn crate::pipeline::Progress,
+) -> Result<super::postgres::Outcome> {
+    let get = |key: &str| -> Result<String> {
+        let mut c = conn.cli();
+        c.args(["--raw", "CONFIG", "GET", key]);
+        let out = child::output(c, "CONFIG GET failed")?;
+        out.lines()
+            .nth(1)
+            .map(str::to_string)
+            .ok_or_else(|| Error::other(format!("redis CONFIG GET {key}: no answer")))
+    };
+    if get("appendonly")? == "yes" {
+        return Err(Error::usage(
+            "the Redis server has appendonly on: it would ignore a restored RDB",
+        )
+        .with_hint("CONFIG SET appendonly no, restore, then turn AOF back on (BGREWRITEAOF)"));
+    }
+    let dir = PathBuf::from(get("dir")?);
+    let file = dir.join(get("dbfilename")?);
+    if !dir.is_dir() {
+        return Err(Error::usage(format!(
+            "the Redis server's directory {} is not on this machine",
+            dir.display()
+        ))
+        .with_hint("run the restore on the Redis host"));
+    }
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".coffre-restore-")
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io("creating a temp file in", &dir, e))?;
+    crate::pipeline::restore_stream(repo, &entry.content(), tmp.as_file_mut(), progress)?;
+    super::target::keep_mode_and_owner(&file, tmp.as_file());
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io("writing", &file, e))?;
+    let bytes = std::fs::read(tmp.path()).map_err(|e| Error::io("reading", tmp.path(), e))?;
+    check_rdb(&bytes)
+        .map_err(|why| Error::corrupt(format!("the restored RDB is not valid: {why}")))?;
+    drop(bytes);
+    tmp.persist(&file)
+        .map_err(|e| Error::io("renaming into", &file, e.error))?;
+    crate::storage::sync_dir(&dir).map_err(|e| Error::io("syncing", &dir, e))?;
+    let mut out = super::postgres::Outcome::default();
+    out.notes.push(format!("RDB placed at {}", file.display()));
+    match conn.command(&["DEBUG", "RELOAD", "NOSAVE"]) {
+        Ok(_) => {
+            out.notes
+                .push("Redis reloaded it (DEBUG RELOAD NOSAVE)".into());
+            if let Some(recorded) = super::postgres::recorded_counts(&entry.meta) {
+                out.mismatches = super::postgres::count_differences(&recorded, &conn.key_counts()?);
+            }
+        }
+        Err(_) => {
+            // DEBUG is disabled by default since Redis 7: stop without saving
+            // (which would overwrite the file) and let the supervisor restart it
+            let _ = conn.command(&["SHUTDOWN", "NOSAVE"]);
+            out.notes.push(
+                "DEBUG is disabled on this server: it was stopped with SHUTDOWN NOSAVE and loads \
+                 the RDB when started again (systemd/supervisor restart it; start it yourself \
+                 otherwise)"
+                    .into(),
+            );
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,3 +108,66 @@ pub fn backup(session: &mut BackupSession<'_>, src: &Source, _warn: &dyn Warn) -
     session.stream(&src.name, &mut f, None, meta)?;
     Ok(())
 }
+
+/// Write the database beside `target`, check it (integrity, row counts),
+/// then rename it over `target` while holding an exclusive lock on the old
+/// one, and remove the old file's WAL so that it cannot be replayed into the
+/// new one.
+pub fn restore(
+    repo: &crate::repo::Repo,
+    entry: &crate::format::snapshot::Entry,
+    target: &Path,
+    progress: &dyn crate::pipeline::Progress,
+) -> Result<super::postgres::Outcome> {
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".coffre-restore-")
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io("creating a temp file in", &dir, e))?;
+    crate::pipeline::restore_stream(repo, &entry.content(), tmp.as_file_mut(), progress)?;
+    super::target::keep_mode_and_owner(target, tmp.as_file());
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io("writing", target, e))?;
+    let mut out = super::postgres::Outcome::default();
+    {
+        let check = Connection::open_with_flags(tmp.path(), OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| sql_err("opening", tmp.path(), e))?;
+        integrity_check(&check, tmp.path())?;
+        if let Some(recorded) = super::postgres::recorded_counts(&entry.meta) {
+            out.mismatches =
+                super::postgres::count_differences(&recorded, &row_counts(&check, tmp.path())?);
+        }
+    }
+    // hold the old database's write lock across the swap: nobody is in the
+    // middle of a write to it when it is replaced
+    let old = if target.exists() {
+        let c = Connection::open(target).map_err(|e| sql_err("opening", target, e))?;
+        c.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| sql_err("opening", target, e))?;
+        c.execute_batch("BEGIN EXCLUSIVE")
+            .map_err(|e| sql_err("locking", target, e))?;
+        Some(c)
+    } else {
+        None
+    };
+    tmp.persist(target)
+        .map_err(|e| Error::io("renaming into", target, e.error))?;
+    // closing the old connection may checkpoint into the old file; only then
+    // are its WAL and index left over for removal
+    drop(old);
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut p = target.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(std::path::PathBuf::from(p));
+    }
+    crate::storage::sync_dir(&dir).map_err(|e| Error::io("syncing", &dir, e))?;
+    out.notes.push(format!(
+        "{} replaced (integrity check ok); applications holding it open must reopen it",
+        target.display()
+    ));
+    Ok(out)
+}

@@ -83,8 +83,8 @@ pub struct InitArgs {
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct FilterArgs {
-    /// Only snapshots holding this entry
-    #[arg(long, short = 'n')]
+    /// Only snapshots holding this entry (restore: the entry, or a plan source's entries)
+    #[arg(long, short = 'n', visible_alias = "only")]
     pub name: Option<String>,
     /// Only snapshots with this tag (repeatable; all must match)
     #[arg(long = "tag", short = 't')]
@@ -162,6 +162,32 @@ pub struct LsArgs {
 pub struct RestoreArgs {
     #[command(flatten)]
     pub select: SelectArgs,
+    /// Where to restore: postgresql://…, mysql://…, mariadb://…, mongodb://…, redis://…, or a
+    /// path (SQLite file, directory, file). Default: the plan source the entry came from
+    #[arg(long, conflicts_with_all = ["target", "into"])]
+    pub to: Option<String>,
+    /// The target server's password, first line of this file (else the plan's, or the tool's
+    /// usual environment such as PGPASSWORD)
+    #[arg(long)]
+    pub to_password_file: Option<PathBuf>,
+    /// Do not ask for confirmation (needed when not on a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Show the plan and verify every chunk of the entry; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// PostgreSQL: drop and recreate the database in place instead of restoring beside it
+    #[arg(long)]
+    pub replace: bool,
+    /// Do not back up the target before replacing it
+    #[arg(long)]
+    pub no_safety_snapshot: bool,
+    /// PostgreSQL: pg_restore --jobs N (the archive is first written to a temp file)
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// PostgreSQL: restore only this table (repeatable) into the existing database
+    #[arg(long = "table")]
+    pub tables: Vec<String>,
     /// Directory (tree entries) or file (stream entries) to restore into
     #[arg(long, conflicts_with = "into")]
     pub target: Option<PathBuf>,

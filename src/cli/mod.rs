@@ -76,7 +76,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Backup(a) => backup::run(g, plan.as_ref(), a),
         Command::Snapshots(a) => list::snapshots(g, a),
         Command::Ls(a) => list::ls(g, a),
-        Command::Restore(a) => restore::restore(g, a),
+        Command::Restore(a) => restore::restore(g, plan.as_ref(), a),
         Command::Dump(a) => restore::dump(g, a),
         Command::Scrub(a) => scrub::run(g, a),
         Command::Key(k) => key::run(g, k),

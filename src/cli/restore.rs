@@ -10,6 +10,7 @@ use super::progress::Bar;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::snapshot::{Entry, EntryKind};
 use crate::pipeline::{RestoreOptions, restore_stream, restore_tree};
+use crate::plan::Plan;
 use crate::repo::Repo;
 
 fn pick_entry<'s>(
@@ -51,7 +52,10 @@ pub fn dump(g: &Global, a: DumpArgs) -> Result<i32> {
     Ok(0)
 }
 
-pub fn restore(g: &Global, a: RestoreArgs) -> Result<i32> {
+pub fn restore(g: &Global, plan: Option<&Plan>, a: RestoreArgs) -> Result<i32> {
+    if a.target.is_none() && !a.into {
+        return restore_to(g, plan, a);
+    }
     if a.into && a.command.is_empty() {
         return Err(Error::usage("--into needs a command after `--`")
             .with_hint("e.g. --into -- pg_restore -d app_copy"));
@@ -176,4 +180,209 @@ fn into_command(repo: &Repo, e: &Entry, argv: &[std::ffi::OsString], bar: &Bar) 
         )),
         other => other,
     }
+}
+
+/// A password file's first line.
+fn read_password_file(p: &std::path::Path) -> Result<crate::adapters::secret::Secret> {
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(p).map_err(|e| Error::usage(format!("cannot read {}: {e}", p.display())))?,
+    );
+    Ok(zeroize::Zeroizing::new(
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string(),
+    ))
+}
+
+/// Ask on the terminal; false when there is none.
+fn confirm(question: &str) -> Result<bool> {
+    use std::io::{BufRead, IsTerminal};
+    if !std::io::stdin().is_terminal() && !std::io::stderr().is_terminal() {
+        return Ok(false);
+    }
+    let Ok(tty) = std::fs::File::open("/dev/tty") else {
+        return Ok(false);
+    };
+    eprint!("{question} [y/N] ");
+    let mut line = String::new();
+    std::io::BufReader::new(tty)
+        .read_line(&mut line)
+        .map_err(|e| Error::other(format!("reading the answer: {e}")))?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+/// `restore --to` (or to the plan source the entry came from): show the
+/// plan, confirm, take a safety snapshot of what will be replaced, restore,
+/// compare row counts.
+fn restore_to(g: &Global, plan: Option<&Plan>, a: RestoreArgs) -> Result<i32> {
+    use crate::adapters::target::{Resolved, resolve};
+    let repo = open_repo(g)?;
+    let (id, _) = choose(&repo, &a.select)?;
+    let snap = repo.load_snapshot(&id)?;
+    let entries: Vec<&Entry> = match a.select.filter.name.as_deref() {
+        Some(n) => {
+            let v = crate::adapters::entries_of(&snap, n);
+            if v.is_empty() {
+                return Err(Error::not_found(format!(
+                    "snapshot {} has no entry {n:?}",
+                    id.short()
+                ))
+                .with_hint("see its entries with `coffre ls`"));
+            }
+            v
+        }
+        None if snap.entries.len() == 1 => vec![&snap.entries[0]],
+        None => {
+            return Err(
+                Error::usage(format!("snapshot {} holds several entries", id.short()))
+                    .with_hint("choose one with --only NAME (see `coffre ls`)"),
+            );
+        }
+    };
+    let password = a
+        .to_password_file
+        .as_deref()
+        .map(read_password_file)
+        .transpose()?;
+    let pg = crate::adapters::postgres::PgRestore {
+        replace: a.replace,
+        jobs: a.jobs.max(1),
+        tables: a.tables.clone(),
+    };
+    let mut plans: Vec<(&Entry, Resolved, bool)> = Vec::new();
+    for e in &entries {
+        let source_name = e
+            .meta
+            .get("source")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or(&e.name);
+        let source = plan.and_then(|p| p.source(source_name));
+        // several entries (a files source with several paths) go under --to
+        let to = match (&a.to, entries.len()) {
+            (Some(t), 1) => Some(t.clone()),
+            (Some(t), _) => Some(
+                std::path::Path::new(t)
+                    .join(e.name.rsplit('/').next().unwrap_or(&e.name))
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+            (None, _) => None,
+        };
+        let source = if to.is_none() && entries.len() > 1 {
+            None
+        } else {
+            source
+        };
+        let r = resolve(e, to.as_deref(), source, password.clone(), pg.clone())?;
+        let exists = r.target.exists()?;
+        plans.push((e, r, exists));
+    }
+    let destructive = plans.iter().any(|(_, _, x)| *x);
+    let safety = destructive && !a.no_safety_snapshot && !a.dry_run;
+    eprintln!("restore plan:");
+    eprintln!("  snapshot  {} from {}", id.short(), snap.time);
+    for (e, r, exists) in &plans {
+        let consistent = e
+            .meta
+            .get("consistent_at")
+            .and_then(serde_json::Value::as_str)
+            .map(|t| format!(", consistent at {t}"))
+            .unwrap_or_default();
+        eprintln!(
+            "  entry     {} ({}, {} bytes{consistent})",
+            e.name,
+            crate::adapters::target::entry_kind(e).as_str(),
+            e.size
+        );
+        eprintln!(
+            "  target    {}{}",
+            r.target.describe(),
+            if *exists {
+                " (exists: will be replaced)"
+            } else {
+                " (new)"
+            }
+        );
+        let mut n = 1;
+        if safety && *exists {
+            eprintln!("  step {n}    safety snapshot of the target, tagged pre-restore");
+            n += 1;
+        }
+        for s in r.target.steps(e, *exists) {
+            eprintln!("  step {n}    {s}");
+            n += 1;
+        }
+    }
+    if a.dry_run {
+        let bar = Bar::new(
+            g.quiet,
+            Some(plans.iter().map(|p| p.0.size).sum()),
+            "verify",
+        );
+        for (e, _, _) in &plans {
+            let n = crate::pipeline::verify_entry(&repo, e, &bar)?;
+            bar.finish();
+            eprintln!(
+                "dry run: every chunk of {} is present and authentic ({n} bytes); nothing was changed",
+                e.name
+            );
+        }
+        return Ok(0);
+    }
+    if destructive && !a.yes && !confirm("Replace the target(s) above?")? {
+        return Err(
+            Error::usage("the restore replaces existing data and was not confirmed").with_hint(
+                "review the plan above, then run again with --yes (or answer y on a terminal)",
+            ),
+        );
+    }
+    if safety {
+        let bar = Bar::new(g.quiet, None, "safety snapshot");
+        let mut session = crate::pipeline::BackupSession::new(&repo, &bar);
+        let host = crate::repo::host_name();
+        let warn = |m: &str| crate::pipeline::Progress::warn(&bar, m);
+        for (_, r, exists) in &plans {
+            if *exists {
+                crate::adapters::backup(&mut session, &r.safety, &host, &warn).map_err(|e| {
+                    e.context("taking the safety snapshot (nothing was restored)")
+                        .with_hint(
+                            "fix the problem, or pass --no-safety-snapshot to restore without one",
+                        )
+                })?;
+            }
+        }
+        bar.finish();
+        let (sid, _) = session.commit(vec![crate::select::PRE_RESTORE.into()], Some(host))?;
+        eprintln!(
+            "safety snapshot {} saved (tag pre-restore): `coffre restore {} --only NAME` undoes this restore",
+            sid.short(),
+            sid.short()
+        );
+    }
+    let mut code = 0;
+    for (e, r, _) in &plans {
+        let bar = Bar::new(g.quiet, Some(e.size), "restore");
+        let outcome = r.target.restore(&repo, e, &bar);
+        bar.finish();
+        let outcome = outcome.map_err(|err| err.context(format!("restoring {}", e.name)))?;
+        for n in &outcome.notes {
+            eprintln!("{}: {n}", e.name);
+        }
+        if outcome.mismatches.is_empty() {
+            if e.meta.contains_key("row_counts") && a.tables.is_empty() {
+                eprintln!("{}: row counts match the backup", e.name);
+            }
+        } else {
+            for m in &outcome.mismatches {
+                eprintln!("{}: row count differs: {m}", e.name);
+            }
+            code = super::EXIT_INCOMPLETE;
+        }
+    }
+    if code != 0 {
+        eprintln!("coffre: restored, but row counts differ from the backup (exit {code})");
+    }
+    Ok(code)
 }

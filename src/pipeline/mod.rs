@@ -10,11 +10,13 @@ mod backup;
 mod engine;
 mod restore;
 mod scrub;
+mod verify;
 mod walk;
 
 pub use backup::{BackupSession, normalize_root};
 pub use restore::{RestoreOptions, restore_stream, restore_tree};
 pub use scrub::{ScrubReport, scrub_all};
+pub use verify::verify_entry;
 pub use walk::TreeEvent;
 
 /// Callbacks for progress display; the library never touches a terminal.
