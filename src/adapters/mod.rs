@@ -4,8 +4,10 @@
 //! checks that the dump is complete. Credentials go through `secret`.
 
 pub mod child;
+pub mod drill;
 pub mod mongodb;
 pub mod mysql;
+pub mod pgcluster;
 pub mod postgres;
 pub mod redis;
 pub mod secret;

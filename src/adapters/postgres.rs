@@ -135,7 +135,14 @@ impl Psql {
     /// Send `sql` (terminated statements or `\gexec`) and read the rows it prints.
     pub fn query(&mut self, sql: &str) -> Result<Vec<Vec<String>>> {
         let stdin = self.stdin.as_mut().expect("open");
-        let sent = write!(stdin, "{sql}\n\\echo {SENTINEL}\n").and_then(|_| stdin.flush());
+        // a statement without its ';' would sit in psql's buffer
+        let sql = sql.trim_end();
+        let end = if sql.ends_with(';') || sql.contains("\\g") {
+            ""
+        } else {
+            ";"
+        };
+        let sent = write!(stdin, "{sql}{end}\n\\echo {SENTINEL}\n").and_then(|_| stdin.flush());
         let mut rows = Vec::new();
         let mut line = String::new();
         loop {
@@ -324,6 +331,8 @@ pub struct PgRestore {
     pub jobs: usize,
     /// Only these tables (pg_restore -t), into the existing database.
     pub tables: Vec<String>,
+    /// pg_restore --no-owner --no-privileges (a cluster without the roles).
+    pub no_owner: bool,
 }
 
 /// What a restore did, for the report.

@@ -52,6 +52,8 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Write a stream entry to stdout
     Dump(DumpArgs),
+    /// Restore drill: restore into something disposable, check row counts, run a query, clean up
+    Drill(DrillArgs),
     /// Read back and verify every pack and blob (issue 5 adds subsets and budgets)
     Scrub(ScrubArgs),
     /// Manage key files (passwords)
@@ -200,6 +202,25 @@ pub struct RestoreArgs {
     /// The command for --into
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+pub struct DrillArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// A server for the scratch database (postgresql://…, mysql://…, mongodb://…); PostgreSQL
+    /// defaults to a throwaway cluster, SQLite and Redis need none
+    #[arg(long)]
+    pub to: Option<String>,
+    /// The server's password, first line of this file
+    #[arg(long)]
+    pub to_password_file: Option<PathBuf>,
+    /// A check to run on the restored data (SQL; a command for Redis); its failure fails the drill
+    #[arg(long)]
+    pub query: Option<String>,
+    /// JSON report on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -12,6 +12,7 @@ macro_rules! outln {
 
 mod args;
 mod backup;
+mod drill;
 mod init;
 mod key;
 mod list;
@@ -78,6 +79,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Ls(a) => list::ls(g, a),
         Command::Restore(a) => restore::restore(g, plan.as_ref(), a),
         Command::Dump(a) => restore::dump(g, a),
+        Command::Drill(a) => drill::run(g, plan.as_ref(), a),
         Command::Scrub(a) => scrub::run(g, a),
         Command::Key(k) => key::run(g, k),
     }

@@ -183,7 +183,7 @@ fn into_command(repo: &Repo, e: &Entry, argv: &[std::ffi::OsString], bar: &Bar) 
 }
 
 /// A password file's first line.
-fn read_password_file(p: &std::path::Path) -> Result<crate::adapters::secret::Secret> {
+pub(super) fn read_password_file(p: &std::path::Path) -> Result<crate::adapters::secret::Secret> {
     let bytes = zeroize::Zeroizing::new(
         std::fs::read(p).map_err(|e| Error::usage(format!("cannot read {}: {e}", p.display())))?,
     );
@@ -250,6 +250,7 @@ fn restore_to(g: &Global, plan: Option<&Plan>, a: RestoreArgs) -> Result<i32> {
         replace: a.replace,
         jobs: a.jobs.max(1),
         tables: a.tables.clone(),
+        no_owner: false,
     };
     let mut plans: Vec<(&Entry, Resolved, bool)> = Vec::new();
     for e in &entries {
