@@ -5,6 +5,7 @@
 //!
 //! ```text
 //!   cli/            arguments → settings → one file per command; progress, --json
+//!   adapters/ plan  databases and files as sources and restore targets; coffre.toml
 //!   pipeline/       backup and restore of streams and trees (both cores, bounded memory)
 //!   repo/ index/    open/init, keys, packer, blob reads; the SQLite index
 //!   storage/        the storage trait and the local directory backend

@@ -172,10 +172,17 @@ pub fn ls(g: &Global, a: LsArgs) -> Result<i32> {
                         EntryKind::Stream => "stream",
                         EntryKind::Tree => "tree",
                     };
-                    let from = e
-                        .command
-                        .as_ref()
-                        .map(|c| c.join(" "))
+                    let described = e.meta.get("kind").and_then(|k| k.as_str()).map(|k| {
+                        let at = e
+                            .meta
+                            .get("url")
+                            .or_else(|| e.meta.get("path"))
+                            .and_then(|v| v.as_str())
+                            .unwrap_or("");
+                        format!("{k} {at}")
+                    });
+                    let from = described
+                        .or_else(|| e.command.as_ref().map(|c| c.join(" ")))
                         .or_else(|| e.path.as_ref().map(|p| p.lossy()))
                         .unwrap_or_else(|| "stdin".into());
                     outln!("{:<24} {:<6} {:>12}  {}", e.name, kind, HumanBytes(e.size).to_string(), from);
@@ -185,6 +192,11 @@ pub fn ls(g: &Global, a: LsArgs) -> Result<i32> {
             list_tree(&repo, &index, tree, Path::new(""), &mut json)?;
         } else {
             outln!("{} (stream, {} bytes)", e.name, e.size);
+        }
+    }
+    if json.is_none() && a.select.filter.name.is_none() {
+        for f in &snap.failed {
+            outln!("{:<24} FAILED  {}", f.name, f.error);
         }
     }
     if let Some(v) = json {
