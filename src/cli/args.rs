@@ -190,6 +190,9 @@ pub struct RestoreArgs {
     /// PostgreSQL: restore only this table (repeatable) into the existing database
     #[arg(long = "table")]
     pub tables: Vec<String>,
+    /// Tree entries: restore only this file or directory (relative to the entry's root)
+    #[arg(long)]
+    pub path: Option<PathBuf>,
     /// Directory (tree entries) or file (stream entries) to restore into
     #[arg(long, conflicts_with = "into")]
     pub target: Option<PathBuf>,

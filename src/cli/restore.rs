@@ -252,6 +252,37 @@ fn restore_to(g: &Global, plan: Option<&Plan>, a: RestoreArgs) -> Result<i32> {
         tables: a.tables.clone(),
         no_owner: false,
     };
+    // --path: the entry narrowed to one file or directory of its tree, going
+    // back to that path under the entry's original location by default
+    let narrowed: Vec<Entry> = match &a.path {
+        None => Vec::new(),
+        Some(p) => {
+            if entries.len() != 1 || entries[0].kind != EntryKind::Tree {
+                return Err(Error::usage("--path needs exactly one tree entry")
+                    .with_hint("choose it with --only NAME"));
+            }
+            vec![crate::pipeline::narrow_entry(&repo, entries[0], p)?]
+        }
+    };
+    let default_to = match (
+        &a.path,
+        &a.to,
+        entries.first().and_then(|e| e.path.as_ref()),
+    ) {
+        (Some(p), None, Some(root)) if entries[0].root.is_some() => Some(
+            std::path::Path::new(root.as_os())
+                .join(p)
+                .to_string_lossy()
+                .into_owned(),
+        ),
+        _ => None,
+    };
+    let entries: Vec<&Entry> = if narrowed.is_empty() {
+        entries
+    } else {
+        narrowed.iter().collect()
+    };
+    let to_arg = a.to.clone().or(default_to);
     let mut plans: Vec<(&Entry, Resolved, bool)> = Vec::new();
     for e in &entries {
         let source_name = e
@@ -261,7 +292,7 @@ fn restore_to(g: &Global, plan: Option<&Plan>, a: RestoreArgs) -> Result<i32> {
             .unwrap_or(&e.name);
         let source = plan.and_then(|p| p.source(source_name));
         // several entries (a files source with several paths) go under --to
-        let to = match (&a.to, entries.len()) {
+        let to = match (&to_arg, entries.len()) {
             (Some(t), 1) => Some(t.clone()),
             (Some(t), _) => Some(
                 std::path::Path::new(t)

@@ -16,7 +16,7 @@ mod walk;
 pub use backup::{BackupSession, normalize_root};
 pub use restore::{RestoreOptions, restore_stream, restore_tree};
 pub use scrub::{ScrubReport, scrub_all};
-pub use verify::verify_entry;
+pub use verify::{narrow_entry, verify_entry};
 pub use walk::TreeEvent;
 
 /// Callbacks for progress display; the library never touches a terminal.

@@ -34,3 +34,60 @@ pub fn verify_entry(repo: &Repo, entry: &Entry, progress: &dyn Progress) -> Resu
         }
     }
 }
+
+/// The node at `path` (relative, `/`-separated) inside a tree entry, for
+/// partial restores. Returns the entry narrowed to it: a tree entry for a
+/// directory, a stream entry for a regular file.
+pub fn narrow_entry(repo: &Repo, entry: &Entry, path: &std::path::Path) -> Result<Entry> {
+    use crate::error::Error;
+    use crate::format::tree::NodeKind;
+    use std::os::unix::ffi::OsStrExt;
+    let not_found = || {
+        Error::not_found(format!("{} has no path {}", entry.name, path.display())).with_hint(
+            format!("list its files with `coffre ls --name {}`", entry.name),
+        )
+    };
+    let mut tree = entry.tree.ok_or_else(not_found)?;
+    let index = repo.index_reader()?;
+    let parts: Vec<&std::ffi::OsStr> = path
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    if parts.is_empty() {
+        return Ok(entry.clone());
+    }
+    for (i, part) in parts.iter().enumerate() {
+        let t = Tree::decode(&repo.read_blob(&index, ObjectType::Tree, &tree)?)?;
+        let node = t
+            .nodes
+            .into_iter()
+            .find(|n| n.name.as_os().as_bytes() == part.as_bytes())
+            .ok_or_else(not_found)?;
+        let last = i + 1 == parts.len();
+        match (node.kind, last) {
+            (NodeKind::Dir, false) => tree = node.subtree.ok_or_else(not_found)?,
+            (NodeKind::Dir, true) => {
+                let mut e = entry.clone();
+                e.tree = node.subtree;
+                e.size = 0;
+                e.root = Some(node);
+                return Ok(e);
+            }
+            (NodeKind::File, true) => {
+                let mut e = entry.clone();
+                e.kind = EntryKind::Stream;
+                e.tree = None;
+                e.root = None;
+                e.size = node.size;
+                e.chunks = node.chunks;
+                e.lists = node.lists;
+                return Ok(e);
+            }
+            _ => return Err(not_found()),
+        }
+    }
+    Err(not_found())
+}
