@@ -162,6 +162,9 @@ impl Plan {
             if let Some(p) = s.password_file.as_mut() {
                 rel(p);
             }
+            if let Some(p) = s.bin_dir.as_mut() {
+                rel(p);
+            }
         }
         Ok(plan)
     }

@@ -89,6 +89,20 @@ impl RedisConn {
         let mut c = self.cli();
         c.args(["INFO", section]);
         let out = child::output(c, "INFO failed")?;
+        // redis-cli exits 0 on an error reply when not on a terminal
+        let first = out.lines().next().unwrap_or("");
+        if ["NOAUTH", "WRONGPASS", "ERR", "NOPERM", "LOADING"]
+            .iter()
+            .any(|p| first.starts_with(p))
+        {
+            return Err(Error::new(
+                ErrorKind::CommandFailed,
+                format!("redis at {}: {}", self.display, first.trim()),
+            )
+            .with_hint(
+                "check the password (password-file, password-env or the URL) and the user's ACL",
+            ));
+        }
         Ok(out
             .lines()
             .filter_map(|l| l.trim_end().split_once(':'))
@@ -114,6 +128,13 @@ impl RedisConn {
         c.arg("--rdb").arg(path);
         let run = child::Running::spawn(c, std::process::Stdio::null())?;
         let (status, lines) = run.wait()?;
+        if !path.exists() {
+            child::check_status("redis-cli", status, &lines, "no snapshot was made")?;
+            return Err(Error::new(
+                ErrorKind::CommandFailed,
+                "redis-cli wrote no RDB; no snapshot was made",
+            ));
+        }
         let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
         match check_rdb(&bytes) {
             Ok(info) => {

@@ -123,6 +123,21 @@ fn run_plan(g: &Global, plan: Option<&Plan>, a: BackupArgs) -> Result<i32> {
                 ));
             }
             bar.warn(&format!("{e}"));
+            // a failed source contributes nothing, not the entries it made
+            // before failing (a files source's first paths, a database
+            // whose globals then failed)
+            let made: Vec<String> = session
+                .entries()
+                .iter()
+                .filter(|en| {
+                    en.name == src.name
+                        || en.meta.get("source").and_then(|v| v.as_str()) == Some(&src.name)
+                })
+                .map(|en| en.name.clone())
+                .collect();
+            for n in made {
+                session.discard(&n);
+            }
             session.record_failure(&src.name, src.kind.as_str(), e.to_string());
         }
     }
