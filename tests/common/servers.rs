@@ -493,7 +493,24 @@ impl Redis {
         Self::launch(password, false, Some(rdb))
     }
 
+    /// A Redis that allows `DEBUG` from loopback clients
+    /// (`enable-debug-command local`): a restore can make it load a new RDB
+    /// with `DEBUG RELOAD NOSAVE` instead of stopping it.
+    pub fn start_debuggable(password: Option<&str>) -> Redis {
+        Self::launch_with(password, false, None, "enable-debug-command local\n")
+    }
+
     fn launch(password: Option<&str>, diskless: bool, rdb: Option<&[u8]>) -> Redis {
+        Self::launch_with(password, diskless, rdb, "")
+    }
+
+    /// `extra_conf`: more lines for redis.conf.
+    fn launch_with(
+        password: Option<&str>,
+        diskless: bool,
+        rdb: Option<&[u8]>,
+        extra_conf: &str,
+    ) -> Redis {
         require("redis-server", "redis-server");
         require("redis-cli", "redis-tools");
         let dir = tempdir("coffre-redis-");
@@ -522,6 +539,7 @@ impl Redis {
                 );
                 conf += &format!("requirepass \"{pw}\"\n");
             }
+            conf += extra_conf;
             let conf_path = r.dir.path().join("redis.conf");
             fs::write(&conf_path, conf).unwrap();
             fs::set_permissions(&conf_path, fs::Permissions::from_mode(0o600)).unwrap();
