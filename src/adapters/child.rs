@@ -178,6 +178,17 @@ pub fn feed(
     what: &str,
     write: impl FnOnce(&mut dyn std::io::Write) -> Result<u64>,
 ) -> Result<(u64, Vec<String>)> {
+    feed_with(cmd, what, false, write)
+}
+
+/// `feed` for tools that may rightly stop reading once they have what they
+/// need (`pg_restore -t`): a closed pipe with exit 0 is then success.
+pub fn feed_with(
+    cmd: Command,
+    what: &str,
+    may_stop_early: bool,
+    write: impl FnOnce(&mut dyn std::io::Write) -> Result<u64>,
+) -> Result<(u64, Vec<String>)> {
     let mut run = Running::spawn(cmd, Stdio::piped())?;
     let program = run.program.clone();
     let mut stdin = run.child.stdin.take().expect("piped");
@@ -191,6 +202,7 @@ pub fn feed(
     let _ = drain.join();
     check_status(&program, status, &lines, what)?;
     match written {
+        Err(e) if e.is_broken_pipe() && may_stop_early => Ok((0, lines)),
         Err(e) if e.is_broken_pipe() => Err(Error::new(
             ErrorKind::CommandFailed,
             format!(

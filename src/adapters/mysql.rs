@@ -205,6 +205,10 @@ pub fn backup(session: &mut BackupSession<'_>, src: &Source, warn: &dyn Warn) ->
     if let Some(v) = child::version(conn.dump_tool()) {
         meta.insert("tool_version".into(), json!(v));
     }
+    if let Some((cs, co)) = charset(&conn, &db)? {
+        meta.insert("charset".into(), json!(cs));
+        meta.insert("collation".into(), json!(co));
+    }
     meta.insert("row_counts".into(), json!(counts));
     meta.insert(
         "row_counts_note".into(),
@@ -241,6 +245,26 @@ fn binlog_position(head: &[u8]) -> Option<String> {
     Some(line[start..].trim_end_matches(';').to_string())
 }
 
+fn meta_str(m: &serde_json::Map<String, serde_json::Value>, k: &str) -> String {
+    m.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string()
+}
+
+/// The default character set and collation of `db`, if it exists.
+pub fn charset(conn: &MyConn, db: &str) -> Result<Option<(String, String)>> {
+    let rows = conn.query(
+        "",
+        &format!(
+            "SELECT default_character_set_name, default_collation_name FROM \
+             information_schema.schemata WHERE schema_name = '{}'",
+            db.replace('\\', "\\\\").replace('\'', "''")
+        ),
+    )?;
+    Ok(rows
+        .into_iter()
+        .find(|r| r.len() == 2)
+        .map(|r| (r[0].clone(), r[1].clone())))
+}
+
 /// `db` exists on the server.
 pub fn database_exists(conn: &MyConn, db: &str) -> Result<bool> {
     let rows = conn.query(
@@ -265,10 +289,24 @@ pub fn restore(
 ) -> Result<super::postgres::Outcome> {
     let db = &conn.database;
     let q = format!("`{}`", db.replace('`', "``"));
-    conn.query(
-        "",
-        &format!("DROP DATABASE IF EXISTS {q}; CREATE DATABASE {q}"),
-    )?;
+    // recreate it with its character set and collation: those of the
+    // database being replaced, else those recorded at backup
+    let (cs, co) = match charset(conn, db)? {
+        Some(v) => v,
+        None => (
+            meta_str(&entry.meta, "charset"),
+            meta_str(&entry.meta, "collation"),
+        ),
+    };
+    let mut create = format!("CREATE DATABASE {q}");
+    let word = |v: &str| v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !cs.is_empty() && word(&cs) {
+        create += &format!(" CHARACTER SET {cs}");
+    }
+    if !co.is_empty() && word(&co) {
+        create += &format!(" COLLATE {co}");
+    }
+    conn.query("", &format!("DROP DATABASE IF EXISTS {q}; {create}"))?;
     let mut c = conn.client();
     c.arg(db);
     child::feed(c, "the restore failed", |w| {

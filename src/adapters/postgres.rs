@@ -464,7 +464,12 @@ pub fn restore(
         ));
         return Ok(out);
     }
-    let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+    // time plus randomness: two restores in the same second must not collide
+    let stamp = format!(
+        "{}_{}",
+        chrono::Utc::now().format("%Y%m%d%H%M%S"),
+        hex::encode(crate::crypto::random_array::<3>())
+    );
     let short = |base: &str, suffix: &str| {
         // identifiers are at most 63 bytes
         let mut b = base.to_string();
@@ -517,17 +522,33 @@ pub fn restore(
             MAINTENANCE_DB,
             &format!("ALTER DATABASE {} ALLOW_CONNECTIONS false;", ident(&db)),
         )?;
-        conn.terminate_sessions(&db)?;
-        conn.query(
-            MAINTENANCE_DB,
-            &format!(
-                "BEGIN; ALTER DATABASE {} RENAME TO {}; ALTER DATABASE {} RENAME TO {}; COMMIT;",
-                ident(&db),
-                ident(&old),
-                ident(&work_db),
-                ident(&db)
-            ),
-        )?;
+        let swapped = conn.terminate_sessions(&db).and_then(|_| {
+            conn.query(
+                MAINTENANCE_DB,
+                &format!(
+                    "BEGIN; ALTER DATABASE {} RENAME TO {}; ALTER DATABASE {} RENAME TO {}; COMMIT;",
+                    ident(&db),
+                    ident(&old),
+                    ident(&work_db),
+                    ident(&db)
+                ),
+            )
+        });
+        if let Err(e) = swapped {
+            // the renames are one transaction: nothing was renamed; reopen
+            // the old database and remove the restored twin
+            let _ = conn.query(
+                MAINTENANCE_DB,
+                &format!("ALTER DATABASE {} ALLOW_CONNECTIONS true;", ident(&db)),
+            );
+            let _ = conn.query(
+                MAINTENANCE_DB,
+                &format!("DROP DATABASE IF EXISTS {};", ident(&work_db)),
+            );
+            return Err(e.context(format!(
+                "swapping the restored database in for {db} (left unchanged)"
+            )));
+        }
         out.notes.push(format!(
             "the previous database is kept as {old} (connections disabled); drop it with \
              DROP DATABASE {} once the restore is confirmed",
@@ -585,7 +606,9 @@ fn load(
             c.arg("--exit-on-error")
                 .arg(format!("--dbname={url}"))
                 .args(extra);
-            child::feed(c, "the restore failed", |w| {
+            // with -t, pg_restore stops reading once it has the table
+            let partial = extra.iter().any(|a| a.starts_with("--table="));
+            child::feed_with(c, "the restore failed", partial, |w| {
                 crate::pipeline::restore_stream(repo, &entry.content(), w, progress)
             })?;
         }

@@ -375,9 +375,20 @@ fn restore_to(g: &Global, plan: Option<&Plan>, a: RestoreArgs) -> Result<i32> {
         let mut session = crate::pipeline::BackupSession::new(&repo, &bar);
         let host = crate::repo::host_name();
         let warn = |m: &str| crate::pipeline::Progress::warn(&bar, m);
-        for (_, r, exists) in &plans {
+        for (e, r, exists) in &plans {
             if *exists {
-                crate::adapters::backup(&mut session, &r.safety, &host, &warn).map_err(|e| {
+                let source = e
+                    .meta
+                    .get("source")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or(&e.name)
+                    .to_string();
+                let made = crate::adapters::backup(&mut session, &r.safety, &host, &warn);
+                // the safety entry answers to the same --only as the entry it saves
+                if let Some(en) = session.entry_mut(&r.safety.name) {
+                    en.meta.insert("source".into(), source.into());
+                }
+                made.map_err(|e| {
                     e.context("taking the safety snapshot (nothing was restored)")
                         .with_hint(
                             "fix the problem, or pass --no-safety-snapshot to restore without one",
