@@ -22,6 +22,9 @@ pub struct Step {
     pub ms: u64,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// The step failed because repository data is damaged.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub damaged: bool,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -43,15 +46,21 @@ impl Report {
         let t0 = Instant::now();
         let r = f();
         let ms = t0.elapsed().as_millis() as u64;
-        let (ok, detail, v) = match r {
-            Ok(v) => (true, String::new(), Some(v)),
-            Err(e) => (false, e.to_string(), None),
+        let (ok, detail, damaged, v) = match r {
+            Ok(v) => (true, String::new(), false, Some(v)),
+            Err(e) => (
+                false,
+                e.to_string(),
+                e.kind() == crate::ErrorKind::Corrupt,
+                None,
+            ),
         };
         self.steps.push(Step {
             name: name.to_string(),
             ok,
             ms,
             detail,
+            damaged,
         });
         v
     }
@@ -75,8 +84,13 @@ pub struct DrillOptions<'a> {
     pub source: Option<&'a Source>,
 }
 
+/// Time plus randomness: two drills at once get different scratch names.
 fn stamp() -> String {
-    chrono::Utc::now().format("%Y%m%d%H%M%S").to_string()
+    format!(
+        "{}_{}",
+        chrono::Utc::now().format("%Y%m%d%H%M%S"),
+        hex::encode(crate::crypto::random_array::<3>())
+    )
 }
 
 /// A URL naming another database on the same server.

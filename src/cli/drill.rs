@@ -38,6 +38,7 @@ pub fn run(g: &Global, plan: Option<&Plan>, a: DrillArgs) -> Result<i32> {
         .map(super::restore::read_password_file)
         .transpose()?;
     let mut all_passed = true;
+    let mut damaged = false;
     let mut json = Vec::new();
     for e in entries {
         let source_name = e
@@ -57,6 +58,7 @@ pub fn run(g: &Global, plan: Option<&Plan>, a: DrillArgs) -> Result<i32> {
         bar.finish();
         let report = report?;
         let passed = report.passed();
+        damaged |= report.steps.iter().any(|s| s.damaged);
         all_passed &= passed;
         let secs = t0.elapsed().as_secs_f64();
         if a.json {
@@ -110,5 +112,11 @@ pub fn run(g: &Global, plan: Option<&Plan>, a: DrillArgs) -> Result<i32> {
     if a.json {
         print_json(&serde_json::Value::Array(json))?;
     }
-    Ok(if all_passed { 0 } else { EXIT_DRILL_FAILED })
+    Ok(if all_passed {
+        0
+    } else if damaged {
+        crate::ErrorKind::Corrupt.exit_code()
+    } else {
+        EXIT_DRILL_FAILED
+    })
 }
