@@ -84,15 +84,6 @@ pub struct DrillOptions<'a> {
     pub source: Option<&'a Source>,
 }
 
-/// Time plus randomness: two drills at once get different scratch names.
-fn stamp() -> String {
-    format!(
-        "{}_{}",
-        chrono::Utc::now().format("%Y%m%d%H%M%S"),
-        hex::encode(crate::crypto::random_array::<3>())
-    )
-}
-
 /// A URL naming another database on the same server.
 fn with_database(raw: &str, db: &str) -> Result<String> {
     let (mut u, _) = super::secret::split_url_password(raw)?;
@@ -113,7 +104,7 @@ pub fn run(
             return Err(Error::usage("drill the database entry, not its globals"));
         }
         Kind::Postgres => {
-            let scratch_db = format!("coffre_drill_{}", stamp());
+            let scratch_db = format!("coffre_drill_{}", super::unique_stamp());
             let cluster;
             let conn = match o.server {
                 Some(s) => {
@@ -166,7 +157,7 @@ pub fn run(
                 Error::usage("a MySQL drill needs a server for its scratch database")
                     .with_hint("pass --to mysql://user@host/ (the database part is ignored)")
             })?;
-            let scratch_db = format!("coffre_drill_{}", stamp());
+            let scratch_db = format!("coffre_drill_{}", super::unique_stamp());
             let conn = super::mysql::MyConn::new(
                 &with_database(server, &scratch_db)?,
                 o.password.clone(),
@@ -194,7 +185,7 @@ pub fn run(
             });
         }
         Kind::Sqlite => {
-            let dir = tempdir()?;
+            let dir = super::scratch_dir("coffre-drill-")?;
             let path = dir.path().join("drill.sqlite");
             let out = r.step("restore to a scratch file and check integrity", || {
                 super::sqlite::restore(repo, entry, &path, progress)
@@ -206,10 +197,10 @@ pub fn run(
             }
         }
         Kind::Redis => {
-            let dir = tempdir()?;
+            let dir = super::scratch_dir("coffre-drill-")?;
             let rdb = dir.path().join("dump.rdb");
             let written = r.step("restore the RDB to a scratch file", || {
-                super::target::write_file(repo, entry, &rdb, progress)
+                super::target::write_file(repo, entry, &rdb, false, progress)
             });
             if written.is_some() {
                 let server = r.step("start a throwaway redis-server on it", || {
@@ -252,7 +243,7 @@ pub fn run(
             }
             match entry.kind {
                 EntryKind::Tree => {
-                    let dir = tempdir()?;
+                    let dir = super::scratch_dir("coffre-drill-")?;
                     let target = dir.path().join("restored");
                     let n = r.step("restore to a scratch directory", || {
                         crate::pipeline::restore_tree(
@@ -290,13 +281,6 @@ pub fn run(
         }
     }
     Ok(r)
-}
-
-fn tempdir() -> Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix("coffre-drill-")
-        .tempdir()
-        .map_err(|e| Error::io("creating a directory in", &std::env::temp_dir(), e))
 }
 
 fn sqlite_query(path: &std::path::Path, q: &str) -> Result<String> {
@@ -367,11 +351,11 @@ impl ScratchRedis {
             .with_hint("install redis-server, or set bin-dir in the plan")
         })?;
         let s = ScratchRedis { child, port };
+        let conn = super::redis::RedisConn::new(&s.url(), None, bin_dir)?;
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 // accepting connections; loading may still be under way,
                 // and PING answers LOADING until it is done
-                let conn = super::redis::RedisConn::new(&s.url(), None, bin_dir)?;
                 if conn.command(&["PING"]).is_ok_and(|r| r.contains("PONG")) {
                     return Ok(s);
                 }

@@ -82,12 +82,52 @@ pub fn base_meta(src: &Source) -> Map<String, Value> {
     m
 }
 
+/// The plan source an entry came from (`meta.source`), else its own name.
+pub fn source_of(e: &Entry) -> &str {
+    e.meta
+        .get("source")
+        .and_then(Value::as_str)
+        .unwrap_or(&e.name)
+}
+
+/// A private temporary directory (removed on drop).
+pub fn scratch_dir(prefix: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| Error::io("creating a directory in", &std::env::temp_dir(), e))
+}
+
+/// A name part no concurrent run repeats: UTC time and 24 random bits.
+pub fn unique_stamp() -> String {
+    format!(
+        "{}_{}",
+        chrono::Utc::now().format("%Y%m%d%H%M%S"),
+        hex::encode(crate::crypto::random_array::<3>())
+    )
+}
+
+/// The database a URL names in its path (percent-decoded; empty if none).
+pub fn url_database(url: &url::Url) -> String {
+    percent_encoding::percent_decode_str(url.path().trim_start_matches('/'))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// `name<TAB>count` rows into a map (malformed rows skipped).
+pub fn counts_from_rows(rows: Vec<Vec<String>>) -> std::collections::BTreeMap<String, u64> {
+    rows.into_iter()
+        .filter(|r| r.len() == 2)
+        .filter_map(|r| Some((r[0].clone(), r[1].parse().ok()?)))
+        .collect()
+}
+
 /// The entries of `snap` that source `name` made (the entry of that name, or
 /// `NAME/…` entries of a files source with several paths).
 pub fn entries_of<'s>(snap: &'s crate::format::snapshot::Snapshot, name: &str) -> Vec<&'s Entry> {
     snap.entries
         .iter()
-        .filter(|e| e.name == name || e.meta.get("source").and_then(Value::as_str) == Some(name))
+        .filter(|e| e.name == name || source_of(e) == name)
         .filter(|e| !e.name.ends_with(".globals") || e.name == name)
         .collect()
 }

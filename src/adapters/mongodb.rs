@@ -60,8 +60,8 @@ impl MongoConn {
 
     pub fn for_source(src: &Source) -> Result<MongoConn> {
         let raw = src.url.as_deref().expect("validated: mongodb has a url");
-        let (_, from_url) = split_url_password(raw)?;
-        let pw = source_password(src, from_url)?;
+        // a password in the URL itself is taken by `new`
+        let pw = source_password(src)?;
         MongoConn::new(raw, pw, src.bin_dir.as_deref())
     }
 

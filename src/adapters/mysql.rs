@@ -43,9 +43,7 @@ impl MyConn {
                 .with_hint("e.g. mysql://user@host:3306/dbname or mysql://root@localhost/db?socket=/run/mysqld/mysqld.sock"));
         }
         let password = password.or(from_url);
-        let database = percent_encoding::percent_decode_str(url.path().trim_start_matches('/'))
-            .decode_utf8_lossy()
-            .into_owned();
+        let database = super::url_database(&url);
         if database.is_empty() {
             return Err(Error::usage("the MySQL URL names no database")
                 .with_hint("e.g. mysql://user@host:3306/dbname"));
@@ -90,8 +88,8 @@ impl MyConn {
 
     pub fn for_source(src: &Source) -> Result<MyConn> {
         let raw = src.url.as_deref().expect("validated: mysql has a url");
-        let (_, from_url) = split_url_password(raw)?;
-        let pw = source_password(src, from_url)?;
+        // a password in the URL itself is taken by `new`
+        let pw = source_password(src)?;
         MyConn::new(raw, pw, src.bin_dir.as_deref(), src.kind == Kind::Mariadb)
     }
 
@@ -159,12 +157,7 @@ impl MyConn {
             })
             .collect::<Vec<_>>()
             .join(" UNION ALL ");
-        Ok(self
-            .query(database, &sql)?
-            .into_iter()
-            .filter(|r| r.len() == 2)
-            .filter_map(|r| Some((r[0].clone(), r[1].parse().ok()?)))
-            .collect())
+        Ok(super::counts_from_rows(self.query(database, &sql)?))
     }
 }
 

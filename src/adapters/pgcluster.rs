@@ -58,10 +58,7 @@ impl ScratchCluster {
             .with_hint("install postgresql, set bin-dir in the plan, or pass --to postgresql://… (a server for a scratch database)")
         })?;
         let as_postgres = unsafe { libc::geteuid() } == 0;
-        let dir = tempfile::Builder::new()
-            .prefix("coffre-drill-pg-")
-            .tempdir()
-            .map_err(|e| Error::io("creating a directory in", &std::env::temp_dir(), e))?;
+        let dir = super::scratch_dir("coffre-drill-pg-")?;
         let port = free_port()?;
         let c = ScratchCluster {
             dir,

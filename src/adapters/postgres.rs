@@ -38,9 +38,7 @@ impl PgConn {
         }
         let (url, from_url) = split_url_password(raw_url)?;
         let password = password.or(from_url);
-        let database = percent_encoding::percent_decode_str(url.path().trim_start_matches('/'))
-            .decode_utf8_lossy()
-            .into_owned();
+        let database = super::url_database(&url);
         if database.is_empty() {
             return Err(Error::usage("the PostgreSQL URL names no database")
                 .with_hint("e.g. postgresql://user@host:5432/dbname"));
@@ -65,8 +63,8 @@ impl PgConn {
 
     pub fn for_source(src: &Source) -> Result<PgConn> {
         let raw = src.url.as_deref().expect("validated: postgres has a url");
-        let (_, from_url) = split_url_password(raw)?;
-        let pw = source_password(src, from_url)?;
+        // a password in the URL itself is taken by `new`
+        let pw = source_password(src)?;
         PgConn::new(raw, pw, src.bin_dir.as_deref())
     }
 
@@ -194,12 +192,7 @@ const ROW_COUNTS: &str = r"SELECT format('SELECT %L, count(*) FROM %I.%I', n.nsp
  ORDER BY n.nspname, c.relname \gexec";
 
 pub fn row_counts(psql: &mut Psql) -> Result<BTreeMap<String, u64>> {
-    let rows = psql.query(ROW_COUNTS)?;
-    Ok(rows
-        .into_iter()
-        .filter(|r| r.len() == 2)
-        .filter_map(|r| Some((r[0].clone(), r[1].parse().ok()?)))
-        .collect())
+    Ok(super::counts_from_rows(psql.query(ROW_COUNTS)?))
 }
 
 pub fn backup(session: &mut BackupSession<'_>, src: &Source, warn: &dyn Warn) -> Result<()> {
@@ -267,10 +260,7 @@ pub fn backup(session: &mut BackupSession<'_>, src: &Source, warn: &dyn Warn) ->
             }
         }
         PgFormat::Directory => {
-            let scratch = tempfile::Builder::new()
-                .prefix("coffre-pgdump-")
-                .tempdir()
-                .map_err(|e| Error::io("creating a directory in", &std::env::temp_dir(), e))?;
+            let scratch = super::scratch_dir("coffre-pgdump-")?;
             let out = scratch.path().join("dump");
             cmd.args(["--format=directory", "--compress=0"])
                 .arg(format!("--file={}", out.display()));
@@ -464,12 +454,7 @@ pub fn restore(
         ));
         return Ok(out);
     }
-    // time plus randomness: two restores in the same second must not collide
-    let stamp = format!(
-        "{}_{}",
-        chrono::Utc::now().format("%Y%m%d%H%M%S"),
-        hex::encode(crate::crypto::random_array::<3>())
-    );
+    let stamp = super::unique_stamp();
     let short = |base: &str, suffix: &str| {
         // identifiers are at most 63 bytes
         let mut b = base.to_string();
@@ -584,10 +569,7 @@ fn load(
         }
         (EntryKind::Stream, _) if jobs > 1 => {
             // --jobs needs a seekable archive: materialise it first
-            let scratch = tempfile::Builder::new()
-                .prefix("coffre-pgrestore-")
-                .tempdir()
-                .map_err(|e| Error::io("creating a directory in", &std::env::temp_dir(), e))?;
+            let scratch = super::scratch_dir("coffre-pgrestore-")?;
             let file = scratch.path().join("dump.custom");
             let mut f =
                 std::fs::File::create(&file).map_err(|e| Error::io("creating", &file, e))?;
@@ -613,10 +595,7 @@ fn load(
             })?;
         }
         (EntryKind::Tree, _) => {
-            let scratch = tempfile::Builder::new()
-                .prefix("coffre-pgrestore-")
-                .tempdir()
-                .map_err(|e| Error::io("creating a directory in", &std::env::temp_dir(), e))?;
+            let scratch = super::scratch_dir("coffre-pgrestore-")?;
             let dir = scratch.path().join("dump");
             crate::pipeline::restore_tree(
                 repo,

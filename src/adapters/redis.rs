@@ -49,8 +49,8 @@ impl RedisConn {
 
     pub fn for_source(src: &Source) -> Result<RedisConn> {
         let raw = src.url.as_deref().expect("validated: redis has a url");
-        let (_, from_url) = split_url_password(raw)?;
-        let pw = source_password(src, from_url)?;
+        // a password in the URL itself is taken by `new`
+        let pw = source_password(src)?;
         RedisConn::new(raw, pw, src.bin_dir.as_deref())
     }
 
@@ -135,8 +135,7 @@ impl RedisConn {
                 "redis-cli wrote no RDB; no snapshot was made",
             ));
         }
-        let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
-        match check_rdb(&bytes) {
+        match check_rdb_file(path) {
             Ok(info) => {
                 if !status.success() {
                     // some redis-cli versions exit non-zero after a complete
@@ -146,7 +145,7 @@ impl RedisConn {
                         child::how(status)
                     ));
                 }
-                if info.len < bytes.len() {
+                if info.trailing > 0 {
                     let f = std::fs::OpenOptions::new()
                         .write(true)
                         .open(path)
@@ -170,47 +169,98 @@ impl RedisConn {
 #[derive(Debug)]
 pub struct RdbInfo {
     pub version: u32,
-    /// Length of the RDB proper (anything after it was transfer framing).
+    /// Length of the RDB proper.
     pub len: usize,
+    /// Bytes after it (the diskless-transfer end marker), to cut off.
+    pub trailing: usize,
     pub checksum: bool,
 }
 
 const CRC64_REDIS: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_REDIS);
 
+/// The end marker diskless replication may leave after the RDB.
+const DISKLESS_TRAILER: usize = 40;
+/// What the checks read at the end: 0xFF, the checksum, and a trailer.
+const TAIL: usize = 9 + DISKLESS_TRAILER;
+
 /// An RDB is "REDIS" + 4 version digits … 0xFF + CRC-64 (little-endian, 0
 /// when checksums are off). Diskless transfers may leave a 40-byte end
 /// marker after it.
 pub fn check_rdb(bytes: &[u8]) -> std::result::Result<RdbInfo, String> {
-    if bytes.len() < 18 || !bytes.starts_with(b"REDIS") {
-        return Err(format!("{} bytes without the REDIS header", bytes.len()));
+    check_rdb_stream(bytes, bytes.len())
+}
+
+/// `check_rdb` of a file, read once in bounded memory (RDBs can be large).
+pub fn check_rdb_file(path: &Path) -> std::result::Result<RdbInfo, String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot open it: {e}"))?;
+    let n = f.metadata().map_err(|e| e.to_string())?.len() as usize;
+    check_rdb_stream(f, n)
+}
+
+/// The CRC runs over everything before the 8 checksum bytes; with or
+/// without a trailer, that is everything up to the last `TAIL` bytes plus a
+/// prefix of them, so one pass and a copy of the digest serve both cases.
+fn check_rdb_stream(mut r: impl std::io::Read, n: usize) -> std::result::Result<RdbInfo, String> {
+    if n < 18 {
+        return Err(format!("{n} bytes without the REDIS header"));
     }
-    let version: u32 = std::str::from_utf8(&bytes[5..9])
+    let head = n.saturating_sub(TAIL);
+    let mut digest = CRC64_REDIS.digest();
+    let mut first = Vec::with_capacity(9);
+    let mut tail = Vec::with_capacity(TAIL);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut pos = 0;
+    loop {
+        let k = r
+            .read(&mut buf)
+            .map_err(|e| format!("cannot read it: {e}"))?;
+        if k == 0 {
+            break;
+        }
+        let chunk = &buf[..k];
+        let want = (9 - first.len().min(9)).min(k);
+        first.extend_from_slice(&chunk[..want]);
+        let split = head.saturating_sub(pos).min(k);
+        digest.update(&chunk[..split]);
+        tail.extend_from_slice(&chunk[split..]);
+        pos += k;
+    }
+    if pos != n {
+        return Err(format!(
+            "{pos} bytes read, {n} expected: it changed while read"
+        ));
+    }
+    if !first.starts_with(b"REDIS") {
+        return Err(format!("{n} bytes without the REDIS header"));
+    }
+    let version: u32 = std::str::from_utf8(&first[5..9])
         .ok()
         .and_then(|v| v.parse().ok())
         .ok_or("bad version digits")?;
-    for extra in [0usize, 40] {
-        if bytes.len() < 18 + extra {
+    for trailing in [0, DISKLESS_TRAILER] {
+        if n < 18 + trailing {
             continue;
         }
-        let len = bytes.len() - extra;
-        let body = &bytes[..len];
-        if body[len - 9] != 0xFF {
+        let len = n - trailing;
+        // positions inside `tail`, which starts at byte `head`
+        let (marker, sum) = (len - 9 - head, len - 8 - head);
+        if tail[marker] != 0xFF {
             continue;
         }
-        let stored = u64::from_le_bytes(body[len - 8..].try_into().unwrap());
+        let stored = u64::from_le_bytes(tail[sum..sum + 8].try_into().unwrap());
+        let info = |checksum| RdbInfo {
+            version,
+            len,
+            trailing,
+            checksum,
+        };
         if stored == 0 {
-            return Ok(RdbInfo {
-                version,
-                len,
-                checksum: false,
-            });
+            return Ok(info(false));
         }
-        if CRC64_REDIS.checksum(&body[..len - 8]) == stored {
-            return Ok(RdbInfo {
-                version,
-                len,
-                checksum: true,
-            });
+        let mut d = digest.clone();
+        d.update(&tail[..sum]);
+        if d.finalize() == stored {
+            return Ok(info(true));
         }
     }
     Err("no end marker with a matching checksum: the transfer was cut".into())
@@ -277,22 +327,10 @@ pub fn restore(
         ))
         .with_hint("run the restore on the Redis host"));
     }
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".coffre-restore-")
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io("creating a temp file in", &dir, e))?;
-    crate::pipeline::restore_stream(repo, &entry.content(), tmp.as_file_mut(), progress)?;
-    super::target::keep_mode_and_owner(&file, tmp.as_file());
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io("writing", &file, e))?;
-    let bytes = std::fs::read(tmp.path()).map_err(|e| Error::io("reading", tmp.path(), e))?;
-    check_rdb(&bytes)
+    let rdb = super::target::write_beside(repo, entry, &file, true, progress)?;
+    check_rdb_file(rdb.path())
         .map_err(|why| Error::corrupt(format!("the restored RDB is not valid: {why}")))?;
-    drop(bytes);
-    tmp.persist(&file)
-        .map_err(|e| Error::io("renaming into", &file, e.error))?;
-    crate::storage::sync_dir(&dir).map_err(|e| Error::io("syncing", &dir, e))?;
+    rdb.persist()?;
     let mut out = super::postgres::Outcome::default();
     out.notes.push(format!("RDB placed at {}", file.display()));
     match conn.command(&["DEBUG", "RELOAD", "NOSAVE"]) {

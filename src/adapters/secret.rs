@@ -13,21 +13,29 @@ use crate::plan::Source;
 
 pub type Secret = Zeroizing<String>;
 
-/// The server password a source names: `password-file`, `password-env`, or
-/// the one given inside the URL (which the caller strips before use).
-pub fn source_password(src: &Source, from_url: Option<Secret>) -> Result<Option<Secret>> {
+/// The first line of a password file.
+pub fn read_first_line(path: &Path) -> std::io::Result<Secret> {
+    let bytes = Zeroizing::new(std::fs::read(path)?);
+    Ok(Zeroizing::new(
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string(),
+    ))
+}
+
+/// The server password a source names in `password-file` or `password-env`
+/// (a password inside its URL is taken where the URL is parsed).
+pub fn source_password(src: &Source) -> Result<Option<Secret>> {
     if let Some(p) = &src.password_file {
-        let bytes = Zeroizing::new(std::fs::read(p).map_err(|e| {
+        return read_first_line(p).map(Some).map_err(|e| {
             Error::usage(format!(
                 "source {:?}: cannot read password-file {}: {e}",
                 src.name,
                 p.display()
             ))
-        })?);
-        let text = String::from_utf8_lossy(&bytes);
-        return Ok(Some(Zeroizing::new(
-            text.lines().next().unwrap_or("").to_string(),
-        )));
+        });
     }
     if let Some(var) = &src.password_env {
         return match std::env::var(var) {
@@ -39,7 +47,7 @@ pub fn source_password(src: &Source, from_url: Option<Secret>) -> Result<Option<
             .with_hint(format!("export {var}=… in the environment coffre runs in"))),
         };
     }
-    Ok(from_url)
+    Ok(None)
 }
 
 /// A private temporary directory for credential files; removed on drop.

@@ -119,19 +119,7 @@ pub fn restore(
     target: &Path,
     progress: &dyn crate::pipeline::Progress,
 ) -> Result<super::postgres::Outcome> {
-    let dir = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".coffre-restore-")
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io("creating a temp file in", &dir, e))?;
-    crate::pipeline::restore_stream(repo, &entry.content(), tmp.as_file_mut(), progress)?;
-    super::target::keep_mode_and_owner(target, tmp.as_file());
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io("writing", target, e))?;
+    let tmp = super::target::write_beside(repo, entry, target, true, progress)?;
     let mut out = super::postgres::Outcome::default();
     {
         let check = Connection::open_with_flags(tmp.path(), OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -154,8 +142,7 @@ pub fn restore(
     } else {
         None
     };
-    tmp.persist(target)
-        .map_err(|e| Error::io("renaming into", target, e.error))?;
+    let dir = tmp.persist()?;
     // closing the old connection may checkpoint into the old file; only then
     // are its WAL and index left over for removal
     drop(old);

@@ -77,7 +77,7 @@ pub fn resolve(
     // the plan source's password serves when the target is that source
     let password = match (password, source, to) {
         (Some(p), _, _) => Some(p),
-        (None, Some(s), None) => super::secret::source_password(s, None)?,
+        (None, Some(s), None) => super::secret::source_password(s)?,
         _ => None,
     };
     let scheme = raw.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
@@ -252,7 +252,7 @@ impl Target {
             Target::Sqlite(p) => super::sqlite::restore(repo, entry, p, progress),
             Target::Dir(p) => restore_dir(repo, entry, p, progress),
             Target::File(p) => {
-                write_file(repo, entry, p, progress)?;
+                write_file(repo, entry, p, true, progress)?;
                 Ok(Outcome {
                     notes: vec![format!("wrote {}", p.display())],
                     mismatches: Vec::new(),
@@ -340,37 +340,84 @@ fn restore_dir(
     })
 }
 
+/// A stream entry written and synced to a temp file beside its target;
+/// the caller may check it before `persist` renames it into place.
+pub struct Beside {
+    tmp: tempfile::NamedTempFile,
+    target: PathBuf,
+    pub len: u64,
+}
+
+/// Write `e` beside `target` (optionally with the mode and owner of the
+/// file it will replace), fsync it.
+pub fn write_beside(
+    repo: &Repo,
+    e: &Entry,
+    target: &Path,
+    keep_mode: bool,
+    progress: &dyn Progress,
+) -> Result<Beside> {
+    let dir = parent_dir(target);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".coffre-restore-")
+        .tempfile_in(&dir)
+        .map_err(|err| Error::io("creating a temp file in", &dir, err))?;
+    // chunks are large: they go to the file without an extra buffer
+    let len = restore_stream(repo, &e.content(), tmp.as_file_mut(), progress)?;
+    if keep_mode {
+        keep_mode_and_owner(target, tmp.as_file());
+    }
+    tmp.as_file()
+        .sync_all()
+        .map_err(|err| Error::io("writing", target, err))?;
+    Ok(Beside {
+        tmp,
+        target: target.to_path_buf(),
+        len,
+    })
+}
+
+fn parent_dir(target: &Path) -> PathBuf {
+    match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+impl Beside {
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Rename into place and sync the directory; returns the directory.
+    pub fn persist(self) -> Result<PathBuf> {
+        let dir = parent_dir(&self.target);
+        self.tmp
+            .persist(&self.target)
+            .map_err(|err| Error::io("renaming into", &self.target, err.error))?;
+        crate::storage::sync_dir(&dir).map_err(|err| Error::io("syncing", &dir, err))?;
+        Ok(dir)
+    }
+}
+
 /// Write a stream entry to a file: a temp file beside it, fsync, rename.
-pub fn write_file(repo: &Repo, e: &Entry, target: &Path, progress: &dyn Progress) -> Result<u64> {
-    use std::io::Write;
+pub fn write_file(
+    repo: &Repo,
+    e: &Entry,
+    target: &Path,
+    keep_mode: bool,
+    progress: &dyn Progress,
+) -> Result<u64> {
     if target.is_dir() {
         return Err(Error::usage(format!(
             "{} is a directory; a stream restores to a file",
             target.display()
         )));
     }
-    let dir = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".coffre-restore-")
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io("creating a temp file in", &dir, e))?;
-    let n = {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-        let n = restore_stream(repo, &e.content(), &mut w, progress)?;
-        w.flush().map_err(|err| Error::io("writing", target, err))?;
-        n
-    };
-    keep_mode_and_owner(target, tmp.as_file());
-    tmp.as_file()
-        .sync_all()
-        .map_err(|err| Error::io("writing", target, err))?;
-    tmp.persist(target)
-        .map_err(|err| Error::io("renaming into", target, err.error))?;
-    crate::storage::sync_dir(&dir).map_err(|err| Error::io("syncing", &dir, err))?;
-    Ok(n)
+    let b = write_beside(repo, e, target, keep_mode, progress)?;
+    let len = b.len;
+    b.persist()?;
+    Ok(len)
 }
 
 /// Give the file about to replace `old` the old one's mode and owner (a

@@ -129,10 +129,7 @@ fn run_plan(g: &Global, plan: Option<&Plan>, a: BackupArgs) -> Result<i32> {
             let made: Vec<String> = session
                 .entries()
                 .iter()
-                .filter(|en| {
-                    en.name == src.name
-                        || en.meta.get("source").and_then(|v| v.as_str()) == Some(&src.name)
-                })
+                .filter(|en| en.name == src.name || adapters::source_of(en) == src.name)
                 .map(|en| en.name.clone())
                 .collect();
             for n in made {
@@ -161,48 +158,38 @@ fn report(
     warnings: u64,
 ) -> Result<i32> {
     if a.json {
-        let entries: Vec<serde_json::Value> = snap
-            .entries
-            .iter()
-            .map(|e| {
-                let s = &e.stats;
-                serde_json::json!({
-                    "name": e.name,
-                    "kind": e.kind,
-                    "size": e.size,
-                    "bytes_read": s.bytes_read,
-                    "bytes_new": s.bytes_new,
-                    "bytes_stored": s.bytes_stored,
-                    "chunks_new": s.chunks_new,
-                    "chunks_reused": s.chunks_reused,
-                    "files": s.files,
-                    "files_unchanged": s.files_unchanged,
-                    "duration_ms": s.duration_ms,
-                    "meta": e.meta,
-                })
+        let entry_json = |e: &crate::format::snapshot::Entry| {
+            let s = &e.stats;
+            serde_json::json!({
+                "name": e.name,
+                "kind": e.kind,
+                "size": e.size,
+                "bytes_read": s.bytes_read,
+                "bytes_new": s.bytes_new,
+                "bytes_stored": s.bytes_stored,
+                "chunks_new": s.chunks_new,
+                "chunks_reused": s.chunks_reused,
+                "files": s.files,
+                "files_unchanged": s.files_unchanged,
+                "duration_ms": s.duration_ms,
+                "meta": e.meta,
             })
-            .collect();
-        let e = &snap.entries[0];
-        let s = &e.stats;
+        };
         // the first entry's figures stay at the top level for one-entry runs
-        print_json(&serde_json::json!({
-            "snapshot": id.to_hex(),
-            "time": snap.time,
-            "name": e.name,
-            "kind": e.kind,
-            "bytes_read": s.bytes_read,
-            "bytes_new": s.bytes_new,
-            "bytes_stored": s.bytes_stored,
-            "chunks_new": s.chunks_new,
-            "chunks_reused": s.chunks_reused,
-            "files": s.files,
-            "files_unchanged": s.files_unchanged,
-            "duration_ms": s.duration_ms,
-            "warnings": warnings,
-            "partial": snap.partial,
-            "failed": snap.failed,
-            "entries": entries,
-        }))?;
+        let mut top = entry_json(&snap.entries[0]);
+        let obj = top.as_object_mut().expect("an object");
+        obj.remove("size");
+        obj.remove("meta");
+        obj.insert("snapshot".into(), id.to_hex().into());
+        obj.insert("time".into(), snap.time.clone().into());
+        obj.insert("warnings".into(), warnings.into());
+        obj.insert("partial".into(), snap.partial.into());
+        obj.insert("failed".into(), serde_json::json!(snap.failed));
+        obj.insert(
+            "entries".into(),
+            snap.entries.iter().map(entry_json).collect(),
+        );
+        print_json(&top)?;
     }
     if !g.quiet {
         use indicatif::HumanBytes;

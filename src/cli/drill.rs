@@ -41,11 +41,7 @@ pub fn run(g: &Global, plan: Option<&Plan>, a: DrillArgs) -> Result<i32> {
     let mut damaged = false;
     let mut json = Vec::new();
     for e in entries {
-        let source_name = e
-            .meta
-            .get("source")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or(&e.name);
+        let source_name = crate::adapters::source_of(e);
         let opts = DrillOptions {
             server: a.to.as_deref(),
             password: password.clone(),

@@ -1,6 +1,5 @@
 //! `coffre restore` and `coffre dump`
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 use super::args::{DumpArgs, Global, RestoreArgs};
@@ -113,37 +112,11 @@ fn to_file(
     overwrite: bool,
     bar: &Bar,
 ) -> Result<u64> {
-    if target.is_dir() {
-        return Err(Error::usage(format!(
-            "{} is a directory; a stream restores to a file",
-            target.display()
-        )));
-    }
-    if target.exists() && !overwrite {
+    if !target.is_dir() && target.exists() && !overwrite {
         return Err(Error::usage(format!("{} exists", target.display()))
             .with_hint("pass --overwrite to replace it"));
     }
-    let dir = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".coffre-restore-")
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io("creating a temp file in", &dir, e))?;
-    let n = {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-        let n = restore_stream(repo, &e.content(), &mut w, bar)?;
-        w.flush().map_err(|err| Error::io("writing", target, err))?;
-        n
-    };
-    tmp.as_file()
-        .sync_all()
-        .map_err(|err| Error::io("writing", target, err))?;
-    tmp.persist(target)
-        .map_err(|err| Error::io("renaming into", target, err.error))?;
-    crate::storage::sync_dir(&dir).map_err(|err| Error::io("syncing", &dir, err))?;
-    Ok(n)
+    crate::adapters::target::write_file(repo, e, target, false, bar)
 }
 
 /// Pipe a stream entry into a command; its failure is our failure.
@@ -184,16 +157,8 @@ fn into_command(repo: &Repo, e: &Entry, argv: &[std::ffi::OsString], bar: &Bar) 
 
 /// A password file's first line.
 pub(super) fn read_password_file(p: &std::path::Path) -> Result<crate::adapters::secret::Secret> {
-    let bytes = zeroize::Zeroizing::new(
-        std::fs::read(p).map_err(|e| Error::usage(format!("cannot read {}: {e}", p.display())))?,
-    );
-    Ok(zeroize::Zeroizing::new(
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string(),
-    ))
+    crate::adapters::secret::read_first_line(p)
+        .map_err(|e| Error::usage(format!("cannot read {}: {e}", p.display())))
 }
 
 /// Ask on the terminal; false when there is none.
@@ -285,11 +250,7 @@ fn restore_to(g: &Global, plan: Option<&Plan>, a: RestoreArgs) -> Result<i32> {
     let to_arg = a.to.clone().or(default_to);
     let mut plans: Vec<(&Entry, Resolved, bool)> = Vec::new();
     for e in &entries {
-        let source_name = e
-            .meta
-            .get("source")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or(&e.name);
+        let source_name = crate::adapters::source_of(e);
         let source = plan.and_then(|p| p.source(source_name));
         // several entries (a files source with several paths) go under --to
         let to = match (&to_arg, entries.len()) {
@@ -377,12 +338,7 @@ fn restore_to(g: &Global, plan: Option<&Plan>, a: RestoreArgs) -> Result<i32> {
         let warn = |m: &str| crate::pipeline::Progress::warn(&bar, m);
         for (e, r, exists) in &plans {
             if *exists {
-                let source = e
-                    .meta
-                    .get("source")
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or(&e.name)
-                    .to_string();
+                let source = crate::adapters::source_of(e).to_string();
                 let made = crate::adapters::backup(&mut session, &r.safety, &host, &warn);
                 // the safety entry answers to the same --only as the entry it saves
                 if let Some(en) = session.entry_mut(&r.safety.name) {
