@@ -486,10 +486,14 @@ fn pg_notes(pg: &PgCluster, db: &str, data_only: bool) -> String {
 /// Database app at state 1, backed up, then changed: the plan, the
 /// snapshot and table notes at state 1 (definition and rows).
 fn pg_table_setup(pg: &PgCluster) -> (PlanEnv, String, String) {
+    pg_table_setup_as(pg, "custom")
+}
+
+fn pg_table_setup_as(pg: &PgCluster, format: &str) -> (PlanEnv, String, String) {
     pg_create(pg, "app");
     let env = PlanEnv::new();
     let pass = env.secret("pg.pass", &pg.password);
-    env.set_sources(&pg_source(pg, "pg/app", "app", "custom", &pass));
+    env.set_sources(&pg_source(pg, "pg/app", "app", format, &pass));
     let notes1 = pg_notes(pg, "app", false);
     let snap1 = env.backup();
     pg.psql("app", PG_CHANGES);
@@ -528,28 +532,54 @@ fn postgres_table_restore_touches_only_that_table() {
 /// The table `--table` restores keeps its definition as in the snapshot:
 /// primary key and index included.
 #[test]
-#[ignore = "known limitation, issue 3 note: pg_restore -t brings back the table and its data but not its indexes and constraints"]
 fn postgres_table_restore_keeps_the_tables_keys_and_indexes() {
     let pg = PgCluster::start();
     let (env, snap1, notes1) = pg_table_setup(&pg);
-    // --jobs 2 materialises the archive, which sidesteps the exit-15 bug of
-    // the streamed --table restore (see the test above)
-    let o = env.restore(
-        &snap1,
-        "pg/app",
-        &["--yes", "--table", "notes", "--jobs", "2"],
-    );
+    // streamed, then from a materialised archive (--jobs): `--clean` drops
+    // the table with its primary key notes_pkey and its index notes_body,
+    // and both must come back with it
+    for extra in [vec![], vec!["--jobs", "2"]] {
+        let mut args = vec!["--yes", "--table", "notes"];
+        args.extend(&extra);
+        let o = env.restore(&snap1, "pg/app", &args);
+        assert_ok(&o);
+        assert_same_dump(
+            &format!("the restored table (definition, rows, primary key, index) {extra:?}"),
+            &notes1,
+            &pg_notes(&pg, "app", false),
+        );
+        pg.psql("app", "DELETE FROM notes WHERE id % 2 = 0;");
+    }
+}
+
+/// A table restore that cannot drop the table (a view uses it) fails and
+/// rolls back: the table keeps its rows, key and index.
+#[test]
+fn postgres_table_restore_blocked_by_a_view_changes_nothing() {
+    let pg = PgCluster::start();
+    let (env, snap1, _) = pg_table_setup(&pg);
+    pg.psql("app", "CREATE VIEW notes_view AS SELECT * FROM notes;");
+    let before = pg_notes(&pg, "app", false);
+    let o = env.restore(&snap1, "pg/app", &["--yes", "--table", "notes"]);
+    assert_eq!(o.status.code(), Some(15), "{}", stderr_of(&o));
+    assert!(stderr_of(&o).contains("notes_view"), "{}", stderr_of(&o));
+    assert_same_dump("the table as it was", &before, &pg_notes(&pg, "app", false));
+}
+
+/// A directory-format dump restores one table the same way.
+#[test]
+fn postgres_table_restore_from_a_directory_dump() {
+    let pg = PgCluster::start();
+    let (env, snap1, notes1) = pg_table_setup_as(&pg, "directory");
+    let o = env.restore(&snap1, "pg/app", &["--yes", "--table", "public.notes"]);
     assert_ok(&o);
-    // BUG (src/adapters/postgres.rs `restore`, single tables): `pg_restore
-    // --clean --if-exists -t notes` drops the table, and with it its primary
-    // key notes_pkey and its index notes_body, but -t restores only the
-    // TABLE and TABLE DATA entries: the restored table has neither. coffre
-    // should restore the table's constraints, indexes and triggers too (e.g.
-    // `pg_restore -l`, then -L with the entries that belong to the table).
-    assert_same_dump(
-        "the restored table (definition, rows, primary key, index)",
-        &notes1,
-        &pg_notes(&pg, "app", false),
+    assert_same_dump("the restored table", &notes1, &pg_notes(&pg, "app", false));
+    let o = env.restore(&snap1, "pg/app", &["--yes", "--table", "missing"]);
+    assert_eq!(o.status.code(), Some(13), "{}", stderr_of(&o));
+    assert!(
+        stderr_of(&o).contains("no table \"missing\""),
+        "{}",
+        stderr_of(&o)
     );
 }
 

@@ -189,20 +189,50 @@ pub fn feed_with(
     may_stop_early: bool,
     write: impl FnOnce(&mut dyn std::io::Write) -> Result<u64>,
 ) -> Result<(u64, Vec<String>)> {
+    let (n, lines, _) = feed_inner(cmd, what, may_stop_early, false, write)?;
+    Ok((n, lines))
+}
+
+/// Feed a tool that reads only the head of the stream and answers on stdout
+/// (`pg_restore --list`); returns what it printed.
+pub fn feed_for_output(
+    cmd: Command,
+    what: &str,
+    write: impl FnOnce(&mut dyn std::io::Write) -> Result<u64>,
+) -> Result<String> {
+    let (_, _, out) = feed_inner(cmd, what, true, true, write)?;
+    String::from_utf8(out).map_err(|_| Error::other(format!("{what}: the output is not UTF-8")))
+}
+
+fn feed_inner(
+    cmd: Command,
+    what: &str,
+    may_stop_early: bool,
+    keep_stdout: bool,
+    write: impl FnOnce(&mut dyn std::io::Write) -> Result<u64>,
+) -> Result<(u64, Vec<String>, Vec<u8>)> {
     let mut run = Running::spawn(cmd, Stdio::piped())?;
     let program = run.program.clone();
     let mut stdin = run.child.stdin.take().expect("piped");
-    // stdout is not ours to read: pass it on as stderr lines would clutter;
-    // drain it so the tool never blocks on a full pipe
+    // read stdout on its own thread so the tool never blocks on a full pipe;
+    // unless asked for, it is dropped (stderr says what went wrong)
     let mut stdout = run.stdout();
-    let drain = std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let drain = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        if keep_stdout {
+            let _ = stdout.read_to_end(&mut kept);
+        } else {
+            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        }
+        kept
+    });
     let written = write(&mut stdin);
     drop(stdin);
     let (status, lines) = run.wait()?;
-    let _ = drain.join();
+    let out = drain.join().unwrap_or_default();
     check_status(&program, status, &lines, what)?;
     match written {
-        Err(e) if e.is_broken_pipe() && may_stop_early => Ok((0, lines)),
+        Err(e) if e.is_broken_pipe() && may_stop_early => Ok((0, lines, out)),
         Err(e) if e.is_broken_pipe() => Err(Error::new(
             ErrorKind::CommandFailed,
             format!(
@@ -211,6 +241,6 @@ pub fn feed_with(
             ),
         )),
         Err(e) => Err(e),
-        Ok(n) => Ok((n, lines)),
+        Ok(n) => Ok((n, lines, out)),
     }
 }

@@ -392,7 +392,8 @@ pub fn restore_steps(conn: &PgConn, exists: bool, opts: &PgRestore, format: &str
     };
     if !opts.tables.is_empty() {
         return vec![format!(
-            "{tool} --clean --if-exists of table(s) {} into {db}",
+            "{tool} --clean --if-exists of table(s) {} (with their keys, indexes, triggers \
+             and sequences) into {db}, in one transaction",
             opts.tables.join(", ")
         )];
     }
@@ -443,11 +444,21 @@ pub fn restore(
             return Err(Error::not_found(format!("database {db} does not exist"))
                 .with_hint("single tables restore into an existing database"));
         }
-        let mut extra = vec!["--clean".to_string(), "--if-exists".to_string()];
-        for t in &opts.tables {
-            extra.push(format!("--table={t}"));
-        }
-        load(repo, entry, conn, &db, &format, opts.jobs, &extra, progress)?;
+        // the table with its keys, indexes, triggers and sequences (see pgtoc)
+        let list = table_toc(repo, entry, conn, &format, &opts.tables)?;
+        let scratch = super::scratch_dir("coffre-pglist-")?;
+        let list_file = scratch.path().join("tables.list");
+        std::fs::write(&list_file, list).map_err(|e| Error::io("writing", &list_file, e))?;
+        // one transaction: a drop that fails (a view still uses the table)
+        // must not leave the table without the keys dropped before it;
+        // pg_restore cannot combine that with --jobs, which buys little here
+        let extra = vec![
+            "--clean".to_string(),
+            "--if-exists".to_string(),
+            "--single-transaction".to_string(),
+            format!("--use-list={}", list_file.display()),
+        ];
+        load(repo, entry, conn, &db, &format, 1, &extra, progress)?;
         out.notes.push(format!(
             "restored table(s) {} into {db}",
             opts.tables.join(", ")
@@ -544,6 +555,45 @@ pub fn restore(
     Ok(out)
 }
 
+/// The `--use-list` that restores `tables` of a custom or directory dump.
+fn table_toc(
+    repo: &crate::repo::Repo,
+    entry: &crate::format::snapshot::Entry,
+    conn: &PgConn,
+    format: &str,
+    tables: &[String],
+) -> Result<String> {
+    use crate::format::snapshot::EntryKind;
+    let mut c = conn.tool("pg_restore");
+    c.args(["--list", "--verbose"]);
+    let list = match entry.kind {
+        // reads the archive's table of contents and stops
+        EntryKind::Stream => child::feed_for_output(c, "listing the dump failed", |w| {
+            crate::pipeline::restore_stream(repo, &entry.content(), w, &crate::pipeline::NoProgress)
+        })?,
+        EntryKind::Tree => {
+            // a directory dump's table of contents is its toc.dat
+            let toc = crate::pipeline::narrow_entry(repo, entry, Path::new("toc.dat"))?;
+            let scratch = super::scratch_dir("coffre-pgtoc-")?;
+            let dir = scratch.path().join("dump");
+            std::fs::create_dir(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+            let file = dir.join("toc.dat");
+            let mut f =
+                std::fs::File::create(&file).map_err(|e| Error::io("creating", &file, e))?;
+            crate::pipeline::restore_stream(
+                repo,
+                &toc.content(),
+                &mut f,
+                &crate::pipeline::NoProgress,
+            )?;
+            drop(f);
+            c.arg(format!("--format={format}")).arg(&dir);
+            child::output(c, "listing the dump failed")?
+        }
+    };
+    super::pgtoc::table_list(&list, tables)
+}
+
 /// Feed the entry to pg_restore or psql connected to `db`.
 #[allow(clippy::too_many_arguments)]
 fn load(
@@ -588,8 +638,8 @@ fn load(
             c.arg("--exit-on-error")
                 .arg(format!("--dbname={url}"))
                 .args(extra);
-            // with -t, pg_restore stops reading once it has the table
-            let partial = extra.iter().any(|a| a.starts_with("--table="));
+            // with a list, pg_restore stops reading once it has its tables
+            let partial = extra.iter().any(|a| a.starts_with("--use-list="));
             child::feed_with(c, "the restore failed", partial, |w| {
                 crate::pipeline::restore_stream(repo, &entry.content(), w, progress)
             })?;
