@@ -386,7 +386,6 @@ fn postgres_drill_in_a_throwaway_cluster_passes_and_leaves_no_database_nor_serve
 }
 
 #[test]
-#[ignore = "open in issue 3: plain-format dumps keep OWNER TO/GRANT for roles a throwaway cluster lacks"]
 fn postgres_drill_in_a_throwaway_cluster_skips_owners_and_grants_of_missing_roles() {
     // the README: "owners and grants are skipped since the roles are not
     // there" — production databases are owned by application roles
@@ -431,10 +430,8 @@ fn postgres_drill_in_a_throwaway_cluster_skips_owners_and_grants_of_missing_role
     for (_, d) in &drills {
         d.assert_cleaned_up();
     }
-    // BUG (fails with `role "app_owner" does not exist`): the drill sets
-    // PgRestore.no_owner, but src/adapters/postgres.rs load() never passes
-    // --no-owner --no-privileges to pg_restore, and a plain dump fed to psql
-    // keeps its ALTER … OWNER TO / GRANT statements.
+    // custom: pg_restore --no-owner --no-privileges; plain: the roles the
+    // SQL names are created in the throwaway cluster before psql needs them
     for (name, d) in &drills {
         assert!(
             d.out.status.success() && d.stderr().contains("drill PASSED"),

@@ -8,6 +8,7 @@ pub mod drill;
 pub mod mongodb;
 pub mod mysql;
 pub mod pgcluster;
+pub mod pgroles;
 pub mod pgtoc;
 pub mod postgres;
 pub mod redis;

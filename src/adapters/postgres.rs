@@ -368,6 +368,20 @@ impl PgConn {
         Ok(())
     }
 
+    /// CREATE ROLE (no login) unless it exists: for restores into a cluster
+    /// that lacks the dump's roles.
+    fn create_role_if_missing(&self, role: &str) -> Result<()> {
+        self.query(
+            MAINTENANCE_DB,
+            &format!(
+                "DO $coffre$ BEGIN CREATE ROLE {}; \
+                 EXCEPTION WHEN duplicate_object THEN NULL; END $coffre$;",
+                ident(role)
+            ),
+        )?;
+        Ok(())
+    }
+
     fn terminate_sessions(&self, db: &str) -> Result<()> {
         self.query(
             MAINTENANCE_DB,
@@ -458,7 +472,12 @@ pub fn restore(
             "--single-transaction".to_string(),
             format!("--use-list={}", list_file.display()),
         ];
-        load(repo, entry, conn, &db, &format, 1, &extra, progress)?;
+        let how = Load {
+            jobs: 1,
+            extra,
+            roles_missing: opts.no_owner,
+        };
+        load(repo, entry, conn, &db, &format, &how, progress)?;
         out.notes.push(format!(
             "restored table(s) {} into {db}",
             opts.tables.join(", ")
@@ -486,17 +505,13 @@ pub fn restore(
         out.notes.push(format!("dropped database {db}"));
     }
     conn.create_database(&work_db, &db)?;
-    let loaded = load(
-        repo,
-        entry,
-        conn,
-        &work_db,
-        &format,
-        opts.jobs,
-        &[],
-        progress,
-    )
-    .and_then(|_| compare_counts(conn, &work_db, &entry.meta));
+    let how = Load {
+        jobs: opts.jobs,
+        extra: Vec::new(),
+        roles_missing: opts.no_owner,
+    };
+    let loaded = load(repo, entry, conn, &work_db, &format, &how, progress)
+        .and_then(|_| compare_counts(conn, &work_db, &entry.meta));
     match loaded {
         Ok(m) => out.mismatches = m,
         Err(e) => {
@@ -594,27 +609,51 @@ fn table_toc(
     super::pgtoc::table_list(&list, tables)
 }
 
+/// How `load` runs the restore tool.
+struct Load {
+    /// pg_restore --jobs (1 streams the archive).
+    jobs: usize,
+    /// More pg_restore arguments.
+    extra: Vec<String>,
+    /// The cluster lacks the dump's roles (a throwaway drill cluster):
+    /// pg_restore skips owners and grants; for psql they are created.
+    roles_missing: bool,
+}
+
 /// Feed the entry to pg_restore or psql connected to `db`.
-#[allow(clippy::too_many_arguments)]
 fn load(
     repo: &crate::repo::Repo,
     entry: &crate::format::snapshot::Entry,
     conn: &PgConn,
     db: &str,
     format: &str,
-    jobs: usize,
-    extra: &[String],
+    how: &Load,
     progress: &dyn crate::pipeline::Progress,
 ) -> Result<()> {
     use crate::format::snapshot::EntryKind;
     let url = conn.url_for(db);
+    let mut extra = how.extra.clone();
+    if how.roles_missing {
+        extra.extend(["--no-owner".to_string(), "--no-privileges".to_string()]);
+    }
+    let jobs = how.jobs;
     match (entry.kind, format) {
         (EntryKind::Stream, "plain") => {
             let mut c = conn.tool("psql");
             c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction"])
                 .arg(format!("--dbname={url}"));
             child::feed(c, "the restore failed", |w| {
-                crate::pipeline::restore_stream(repo, &entry.content(), w, progress)
+                if !how.roles_missing {
+                    return crate::pipeline::restore_stream(repo, &entry.content(), w, progress);
+                }
+                let mut create = |role: &str| conn.create_role_if_missing(role);
+                let mut roles = super::pgroles::RoleCreator::new(w, &mut create);
+                let n =
+                    crate::pipeline::restore_stream(repo, &entry.content(), &mut roles, progress)?;
+                roles
+                    .finish()
+                    .map_err(|e| Error::other(format!("feeding psql: {e}")))?;
+                Ok(n)
             })?;
         }
         (EntryKind::Stream, _) if jobs > 1 => {
@@ -629,7 +668,7 @@ fn load(
             c.arg("--exit-on-error")
                 .arg(format!("--jobs={jobs}"))
                 .arg(format!("--dbname={url}"))
-                .args(extra)
+                .args(&extra)
                 .arg(&file);
             child::output(c, "the restore failed")?;
         }
@@ -637,7 +676,7 @@ fn load(
             let mut c = conn.tool("pg_restore");
             c.arg("--exit-on-error")
                 .arg(format!("--dbname={url}"))
-                .args(extra);
+                .args(&extra);
             // with a list, pg_restore stops reading once it has its tables
             let partial = extra.iter().any(|a| a.starts_with("--use-list="));
             child::feed_with(c, "the restore failed", partial, |w| {
@@ -659,7 +698,7 @@ fn load(
             c.args(["--exit-on-error", "--format=directory"])
                 .arg(format!("--jobs={}", jobs.max(1)))
                 .arg(format!("--dbname={url}"))
-                .args(extra)
+                .args(&extra)
                 .arg(&dir);
             child::output(c, "the restore failed")?;
         }
