@@ -208,13 +208,8 @@ pub fn run(
                 });
                 if let Some(server) = server {
                     let conn = super::redis::RedisConn::new(&server.url(), None, bin_dir)?;
-                    let counts = r.step("count keys", || conn.key_counts());
-                    if let (Some(now), Some(rec)) =
-                        (counts, super::postgres::recorded_counts(&entry.meta))
-                    {
-                        r.mismatches
-                            .extend(super::postgres::count_differences(&rec, &now));
-                    }
+                    let differences = r.step("count keys", || conn.count_differences(&entry.meta));
+                    r.mismatches.extend(differences.unwrap_or_default());
                     if let Some(q) = o.query {
                         let args: Vec<&str> = q.split_whitespace().collect();
                         r.query_output = r.step("run the check command", || conn.command(&args));

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::child;
 use super::secret::{Secret, SecretDir, source_password, split_url_password};
@@ -110,16 +110,48 @@ impl RedisConn {
             .collect())
     }
 
-    /// Keys per database (`db0` → n), from INFO keyspace.
-    pub fn key_counts(&self) -> Result<BTreeMap<String, u64>> {
+    /// Keys and keys with a TTL per database (`db0` → (keys, expires)),
+    /// from INFO keyspace.
+    pub fn keyspace(&self) -> Result<BTreeMap<String, (u64, u64)>> {
         Ok(self
             .info("keyspace")?
             .into_iter()
             .filter_map(|(db, v)| {
-                let keys = v.split(',').find_map(|kv| kv.strip_prefix("keys="))?;
-                Some((db, keys.parse().ok()?))
+                let field = |name: &str| {
+                    v.split(',')
+                        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                        .and_then(|n| n.parse::<u64>().ok())
+                };
+                Some((db, (field("keys")?, field("expires").unwrap_or(0))))
             })
             .collect())
+    }
+
+    /// Differences between the key counts recorded at backup and this
+    /// server's. Keys with a TTL may rightly have expired since (a drill a
+    /// day later): only keys without one are compared, unless the snapshot
+    /// is older than that distinction and recorded plain key counts.
+    pub fn count_differences(&self, meta: &serde_json::Map<String, Value>) -> Result<Vec<String>> {
+        let Some(recorded) = super::postgres::recorded_counts(meta) else {
+            return Ok(Vec::new());
+        };
+        let persistent = meta.get("counted").and_then(Value::as_str) == Some(PERSISTENT);
+        let now = self
+            .keyspace()?
+            .into_iter()
+            .map(|(db, (keys, expires))| {
+                (
+                    db,
+                    if persistent {
+                        keys - expires.min(keys)
+                    } else {
+                        keys
+                    },
+                )
+            })
+            .filter(|(_, n)| *n > 0 || !persistent)
+            .collect();
+        Ok(super::postgres::count_differences(&recorded, &now))
     }
 
     /// Fetch an RDB into `path` and check it.
@@ -266,13 +298,29 @@ fn check_rdb_stream(mut r: impl std::io::Read, n: usize) -> std::result::Result<
     Err("no end marker with a matching checksum: the transfer was cut".into())
 }
 
+/// What the recorded `row_counts` of a Redis entry count.
+const PERSISTENT: &str = "keys without a TTL";
+
+/// Keys without a TTL per database that has any.
+fn persistent_keys(keyspace: &BTreeMap<String, (u64, u64)>) -> BTreeMap<String, u64> {
+    keyspace
+        .iter()
+        .map(|(db, (keys, expires))| (db.clone(), keys - (*expires).min(*keys)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
 pub fn backup(session: &mut BackupSession<'_>, src: &Source, warn: &dyn Warn) -> Result<()> {
     let conn = RedisConn::for_source(src)?;
     let server = conn.info("server")?;
-    let counts = conn.key_counts()?;
+    // INFO cannot say what the RDB holds, only what the server held just
+    // before and after it was taken: record the counts of keys without a
+    // TTL when they did not move in between
+    let before = persistent_keys(&conn.keyspace()?);
     let scratch = SecretDir::new()?;
     let rdb_path = scratch.path().join("dump.rdb");
     let info = conn.fetch_rdb(&rdb_path, warn)?;
+    let after = persistent_keys(&conn.keyspace()?);
     let mut meta = base_meta(src);
     meta.insert("url".into(), json!(conn.display()));
     meta.insert("format".into(), json!("rdb"));
@@ -281,7 +329,16 @@ pub fn backup(session: &mut BackupSession<'_>, src: &Source, warn: &dyn Warn) ->
     }
     meta.insert("rdb_version".into(), json!(info.version));
     meta.insert("rdb_checksum".into(), json!(info.checksum));
-    meta.insert("row_counts".into(), json!(counts));
+    if before == after {
+        meta.insert("row_counts".into(), json!(after));
+        meta.insert("counted".into(), json!(PERSISTENT));
+    } else {
+        warn.warn(&format!(
+            "{}: keys without a TTL changed while the RDB was taken; key counts are not \
+             recorded, so restores and drills of this snapshot cannot compare them",
+            src.name
+        ));
+    }
     let mut f = std::fs::File::open(&rdb_path).map_err(|e| Error::io("opening", &rdb_path, e))?;
     session.stream(
         &src.name,
@@ -337,9 +394,7 @@ pub fn restore(
         Ok(_) => {
             out.notes
                 .push("Redis reloaded it (DEBUG RELOAD NOSAVE)".into());
-            if let Some(recorded) = super::postgres::recorded_counts(&entry.meta) {
-                out.mismatches = super::postgres::count_differences(&recorded, &conn.key_counts()?);
-            }
+            out.mismatches = conn.count_differences(&entry.meta)?;
         }
         Err(_) => {
             // DEBUG is disabled by default since Redis 7: stop without saving
