@@ -319,6 +319,20 @@ impl MariaDb {
     }
 
     pub fn start_with_password(password: &str) -> MariaDb {
+        Self::start_opts(password, false)
+    }
+
+    /// A server writing a binary log (mysql-bin.*) in its data directory.
+    pub fn start_with_binlog() -> MariaDb {
+        Self::start_opts(&unique("mariadb-pw"), true)
+    }
+
+    /// The data directory (binary logs are there).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn start_opts(password: &str, binlog: bool) -> MariaDb {
         for tool in ["mariadb-install-db", "mariadbd", "mariadb", "mariadb-admin"] {
             require(tool, "mariadb-server");
         }
@@ -353,9 +367,13 @@ impl MariaDb {
                 .arg(format!("--datadir={}", data.display()))
                 .arg(format!("--socket={}", db.sock.display()))
                 .arg(format!("--port={port}"))
+                .arg(if binlog {
+                    "--log-bin=mysql-bin"
+                } else {
+                    "--skip-log-bin"
+                })
                 .args([
                     "--bind-address=127.0.0.1",
-                    "--skip-log-bin",
                     "--skip-name-resolve",
                     "--innodb-buffer-pool-size=32M",
                     "--user=root",
