@@ -171,6 +171,7 @@ mod tests {
                 .iter()
                 .map(|n| (n.to_string(), "stream".into(), 1))
                 .collect(),
+            failed: Vec::new(),
         }
     }
 

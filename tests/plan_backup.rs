@@ -1046,6 +1046,42 @@ command = ["sh", "-c", "echo last"]
     assert_eq!(r.dump(&[&snap, "--name", "last"]), b"last\n");
     let o = r.run(&["dump", &snap, "--name", "broken"]);
     assert_code(&o, 13);
+    // the listing says which snapshot is partial and what failed, also
+    // from an index made by coffre before it recorded that (schema v1)
+    let listed = |r: &TestRepo| {
+        let o = r.run(&["snapshots", "--json"]);
+        assert_ok(&o);
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let row = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == snap.as_str())
+            .expect("listed")
+            .clone();
+        let text = r.run(&["snapshots"]);
+        assert_ok(&text);
+        (row, String::from_utf8(text.stdout).unwrap())
+    };
+    let check_listed = |r: &TestRepo| {
+        let (row, text) = listed(r);
+        assert_eq!(row["partial"], true, "{row}");
+        assert_eq!(row["failed"], serde_json::json!(["broken"]), "{row}");
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.contains("PARTIAL, failed: broken"))
+                .count(),
+            1,
+            "{text}"
+        );
+    };
+    check_listed(&r);
+    {
+        let c = rusqlite::Connection::open(r.repo.join("index/index.sqlite")).unwrap();
+        c.execute_batch("ALTER TABLE snapshots DROP COLUMN failed; PRAGMA user_version = 1;")
+            .unwrap();
+    }
+    check_listed(&r);
     // the cut stream's chunks are harmless leftovers
     let o = r.run(&["scrub", "--all"]);
     assert_ok(&o);

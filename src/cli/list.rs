@@ -33,6 +33,8 @@ pub fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<i32> {
                     "host": r.host,
                     "user": r.user,
                     "tags": r.tags,
+                    "partial": !r.failed.is_empty(),
+                    "failed": r.failed,
                     "entries": r.entries.iter().map(|(n, k, s)| serde_json::json!({"name": n, "kind": k, "size": s})).collect::<Vec<_>>(),
                 })
             })
@@ -52,8 +54,13 @@ pub fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<i32> {
             .iter()
             .map(|(n, k, s)| format!("{n} ({k}, {})", HumanBytes(*s)))
             .collect();
+        let partial = if r.failed.is_empty() {
+            String::new()
+        } else {
+            format!("  PARTIAL, failed: {}", r.failed.join(", "))
+        };
         outln!(
-            "{:<8}  {:<19}  {:<16}  {:<16}  {}",
+            "{:<8}  {:<19}  {:<16}  {:<16}  {}{partial}",
             r.id.short(),
             local_time(r.time_ns),
             r.host,

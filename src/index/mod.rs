@@ -16,7 +16,7 @@ use crate::format::pack::PackEntry;
 use crate::format::snapshot::Snapshot;
 use crate::format::{BlobId, ObjectType, PackId, RepoId, SnapshotId};
 
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -43,7 +43,8 @@ CREATE TABLE snapshots (
     time_ns INTEGER NOT NULL,
     host TEXT NOT NULL,
     user TEXT NOT NULL,
-    tags TEXT NOT NULL
+    tags TEXT NOT NULL,
+    failed TEXT NOT NULL DEFAULT '[]'
 ) WITHOUT ROWID;
 CREATE INDEX snapshots_time ON snapshots(time_ns);
 CREATE TABLE entries (
@@ -75,6 +76,8 @@ pub struct SnapshotRow {
     pub user: String,
     pub tags: Vec<String>,
     pub entries: Vec<(String, String, u64)>,
+    /// The sources that failed, for a partial snapshot (empty otherwise).
+    pub failed: Vec<String>,
 }
 
 pub struct Index {
@@ -107,6 +110,14 @@ impl Index {
                 tx.execute(
                     "INSERT INTO meta (key, value) VALUES ('repo_id', ?1)",
                     [repo_id.to_string()],
+                )?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            } else if version == 1 {
+                // v2 adds snapshots.failed: empty the snapshot tables, which
+                // the sync after opening refills from the snapshot objects
+                tx.execute_batch(
+                    "ALTER TABLE snapshots ADD COLUMN failed TEXT NOT NULL DEFAULT '[]';
+                     DELETE FROM entries; DELETE FROM snapshots;",
                 )?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             }
@@ -242,13 +253,16 @@ impl Index {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
-            "INSERT OR REPLACE INTO snapshots (id, time_ns, host, user, tags) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR REPLACE INTO snapshots (id, time_ns, host, user, tags, failed) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 &id.0[..],
                 snap.time_ns()?,
                 snap.host,
                 snap.user,
-                serde_json::to_string(&snap.tags).unwrap()
+                serde_json::to_string(&snap.tags).unwrap(),
+                serde_json::to_string(&snap.failed.iter().map(|f| &f.name).collect::<Vec<_>>())
+                    .unwrap()
             ],
         )?;
         tx.execute("DELETE FROM entries WHERE snapshot = ?1", [&id.0[..]])?;
@@ -281,9 +295,9 @@ impl Index {
 
     /// All snapshots, oldest first.
     pub fn snapshots(&self) -> Result<Vec<SnapshotRow>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT id, time_ns, host, user, tags FROM snapshots ORDER BY time_ns, id")?;
+        let mut st = self.conn.prepare(
+            "SELECT id, time_ns, host, user, tags, failed FROM snapshots ORDER BY time_ns, id",
+        )?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,
@@ -291,6 +305,7 @@ impl Index {
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
             ))
         })?;
         let mut out = Vec::new();
@@ -298,7 +313,7 @@ impl Index {
             "SELECT name, kind, size FROM entries WHERE snapshot = ?1 ORDER BY name",
         )?;
         for r in rows {
-            let (id, time_ns, host, user, tags) = r?;
+            let (id, time_ns, host, user, tags, failed) = r?;
             let entries = est
                 .query_map([&id[..]], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
@@ -312,6 +327,7 @@ impl Index {
                 user,
                 tags: serde_json::from_str(&tags).unwrap_or_default(),
                 entries,
+                failed: serde_json::from_str(&failed).unwrap_or_default(),
             });
         }
         Ok(out)
