@@ -23,6 +23,7 @@ pub mod index;
 pub mod pipeline;
 pub mod plan;
 pub mod repo;
+pub mod retention;
 pub mod select;
 pub mod storage;
 
