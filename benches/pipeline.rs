@@ -37,7 +37,10 @@ fn fresh_repo() -> (TempDir, Repo) {
 }
 
 fn open(path: &Path) -> Repo {
-    Repo::open(path, || Ok(zeroize::Zeroizing::new("pw".to_string()))).unwrap()
+    let repo = Repo::open(path, || Ok(zeroize::Zeroizing::new("pw".to_string()))).unwrap();
+    repo.lock(false, "bench", std::time::Duration::ZERO)
+        .unwrap();
+    repo
 }
 
 /// One backup of `data` as a stream entry; returns the entry's content.

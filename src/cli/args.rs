@@ -36,6 +36,27 @@ pub struct Global {
     /// Plan file (default: ./coffre.toml when it exists)
     #[arg(long, env = "COFFRE_CONFIG", global = true)]
     pub config: Option<PathBuf>,
+    /// How long to wait for a conflicting repository lock (e.g. 30s, 10m, 1h)
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_wait, default_value = "0s")]
+    pub lock_wait: std::time::Duration,
+}
+
+/// "30s", "10m", "2h" or a number of seconds.
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    let (n, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30s, 10m or 1h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{s:?} is not a duration like 30s, 10m or 1h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[derive(Subcommand, Debug)]
@@ -59,6 +80,18 @@ pub enum Command {
     /// Manage key files (passwords)
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Remove stale repository locks (of processes that are gone or stopped refreshing)
+    Unlock(UnlockArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct UnlockArgs {
+    /// Remove every lock, also those still being refreshed
+    #[arg(long)]
+    pub all: bool,
+    /// Print what was removed as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use super::args::{BackupArgs, Global};
 use super::progress::Bar;
-use super::{EXIT_INCOMPLETE, open_repo, print_json};
+use super::{EXIT_INCOMPLETE, open_locked, print_json};
 use crate::adapters::{self, parent_for, redact_argv, stream_command};
 use crate::error::{Error, Result};
 use crate::format::SnapshotId;
@@ -44,7 +44,7 @@ pub fn run(g: &Global, plan: Option<&Plan>, a: BackupArgs) -> Result<i32> {
         }
     };
     crate::format::snapshot::check_entry_name(&name)?;
-    let repo = open_repo(g)?;
+    let repo = open_locked(g, false, "backup")?;
     let bar = Bar::new(g.quiet || a.json, None, "backup");
     let mut session = BackupSession::new(&repo, &bar);
     let host = a.host.clone().unwrap_or_else(crate::repo::host_name);
@@ -109,7 +109,7 @@ fn run_plan(g: &Global, plan: Option<&Plan>, a: BackupArgs) -> Result<i32> {
             plan.file.display()
         )));
     }
-    let repo = open_repo(g)?;
+    let repo = open_locked(g, false, "backup")?;
     let bar = Bar::new(g.quiet || a.json, None, "backup");
     let mut session = BackupSession::new(&repo, &bar);
     let host = a.host.clone().unwrap_or_else(crate::repo::host_name);

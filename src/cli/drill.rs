@@ -3,7 +3,7 @@
 use super::args::{DrillArgs, Global};
 use super::list::choose;
 use super::progress::Bar;
-use super::{open_repo, print_json};
+use super::{open_locked, print_json};
 use crate::adapters::drill::{self, DrillOptions};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
@@ -12,7 +12,7 @@ use crate::plan::Plan;
 pub const EXIT_DRILL_FAILED: i32 = 1;
 
 pub fn run(g: &Global, plan: Option<&Plan>, a: DrillArgs) -> Result<i32> {
-    let repo = open_repo(g)?;
+    let repo = open_locked(g, false, "drill")?;
     let (id, _) = choose(&repo, &a.select)?;
     let snap = repo.load_snapshot(&id)?;
     let entries = match a.select.filter.name.as_deref() {

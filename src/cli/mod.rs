@@ -20,6 +20,7 @@ mod password;
 mod progress;
 mod restore;
 mod scrub;
+mod unlock;
 
 use std::path::PathBuf;
 
@@ -82,6 +83,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Drill(a) => drill::run(g, plan.as_ref(), a),
         Command::Scrub(a) => scrub::run(g, a),
         Command::Key(k) => key::run(g, k),
+        Command::Unlock(a) => unlock::run(g, a),
     }
 }
 
@@ -112,6 +114,14 @@ fn repo_path(g: &Global) -> Result<PathBuf> {
 fn open_repo(g: &Global) -> Result<Repo> {
     let path = repo_path(g)?;
     Repo::open(&path, || password::get(g))
+}
+
+/// Open the repository and take a lock for `command`: shared for backups
+/// and reads, exclusive for prune (format-spec/locks.md).
+fn open_locked(g: &Global, exclusive: bool, command: &str) -> Result<Repo> {
+    let repo = open_repo(g)?;
+    repo.lock(exclusive, command, g.lock_wait)?;
+    Ok(repo)
 }
 
 fn filter(f: &FilterArgs) -> crate::select::Filter {

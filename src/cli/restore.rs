@@ -4,7 +4,7 @@ use std::process::{Command, Stdio};
 
 use super::args::{DumpArgs, Global, RestoreArgs};
 use super::list::choose;
-use super::open_repo;
+use super::open_locked;
 use super::progress::Bar;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::snapshot::{Entry, EntryKind};
@@ -28,7 +28,7 @@ fn pick_entry<'s>(
 }
 
 pub fn dump(g: &Global, a: DumpArgs) -> Result<i32> {
-    let repo = open_repo(g)?;
+    let repo = open_locked(g, false, "restore")?;
     let (id, _) = choose(&repo, &a.select)?;
     let snap = repo.load_snapshot(&id)?;
     let e = pick_entry(&snap, a.select.filter.name.as_deref(), &id.short())?;
@@ -66,7 +66,7 @@ pub fn restore(g: &Global, plan: Option<&Plan>, a: RestoreArgs) -> Result<i32> {
         return Err(Error::usage("nowhere to restore to")
             .with_hint("pass --target PATH or --into -- COMMAND"));
     }
-    let repo = open_repo(g)?;
+    let repo = open_locked(g, false, "restore")?;
     let (id, _) = choose(&repo, &a.select)?;
     let snap = repo.load_snapshot(&id)?;
     let e = pick_entry(&snap, a.select.filter.name.as_deref(), &id.short())?;
@@ -183,7 +183,7 @@ fn confirm(question: &str) -> Result<bool> {
 /// compare row counts.
 fn restore_to(g: &Global, plan: Option<&Plan>, a: RestoreArgs) -> Result<i32> {
     use crate::adapters::target::{Resolved, resolve};
-    let repo = open_repo(g)?;
+    let repo = open_locked(g, false, "restore")?;
     let (id, _) = choose(&repo, &a.select)?;
     let snap = repo.load_snapshot(&id)?;
     let entries: Vec<&Entry> = match a.select.filter.name.as_deref() {

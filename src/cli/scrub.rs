@@ -2,7 +2,7 @@
 
 use super::args::{Global, ScrubArgs};
 use super::progress::Bar;
-use super::{open_repo, print_json};
+use super::{open_locked, print_json};
 use crate::error::{Error, ErrorKind, Result};
 use crate::pipeline::scrub_all;
 
@@ -11,7 +11,7 @@ pub fn run(g: &Global, a: ScrubArgs) -> Result<i32> {
         return Err(Error::usage("scrub needs --all for now")
             .with_hint("subsets and time budgets come later"));
     }
-    let repo = open_repo(g)?;
+    let repo = open_locked(g, false, "scrub")?;
     let bar = Bar::new(g.quiet || a.json, None, "scrub");
     let report = scrub_all(&repo, &bar);
     bar.finish();

@@ -1,5 +1,6 @@
 //! Opening, creating and reading a repository (format-spec/layout.md).
 
+pub mod lock;
 mod packer;
 
 pub use packer::{FlushedPack, PackBatch, Packer};
@@ -24,6 +25,7 @@ pub const CONFIG: &str = "config";
 pub const KEYS: &str = "keys";
 pub const PACKS: &str = "packs";
 pub const SNAPSHOTS: &str = "snapshots";
+pub use lock::LOCKS;
 pub const INDEX_DIR: &str = "index";
 pub const INDEX_FILE: &str = "index/index.sqlite";
 
@@ -93,7 +95,7 @@ impl Default for InitOptions {
 /// An open repository: its keys, its parameters and its index.
 pub struct Repo {
     root: PathBuf,
-    storage: Box<dyn Storage>,
+    storage: std::sync::Arc<dyn Storage>,
     repo_id: RepoId,
     keys: Keys,
     /// Kept for `key add`; zeroized on drop.
@@ -101,6 +103,8 @@ pub struct Repo {
     config: RepoConfig,
     key_id: String,
     index: Mutex<Index>,
+    /// The lock this process holds on the repository, if any.
+    lock: Mutex<Option<lock::RepoLock>>,
 }
 
 fn no_repo(root: &Path) -> Error {
@@ -264,13 +268,14 @@ impl Repo {
         let (index, needs_rebuild) = Index::open(&root.join(INDEX_FILE), &repo_id)?;
         let repo = Repo {
             root: root.to_path_buf(),
-            storage: Box::new(storage),
+            storage: std::sync::Arc::new(storage),
             repo_id,
             keys,
             master,
             config,
             key_id,
             index: Mutex::new(index),
+            lock: Mutex::new(None),
         };
         if needs_rebuild {
             repo.rebuild_packs()?;
@@ -298,6 +303,34 @@ impl Repo {
     pub fn current_key_id(&self) -> &str {
         &self.key_id
     }
+    /// Take a shared (backup, restore, read) or exclusive (prune) lock on
+    /// the repository for the rest of this process, waiting up to `wait`.
+    pub fn lock(&self, exclusive: bool, command: &str, wait: std::time::Duration) -> Result<()> {
+        let l = lock::RepoLock::acquire(self.storage.clone(), exclusive, command, wait)?;
+        *self.lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(l);
+        Ok(())
+    }
+
+    /// Prove this process still holds its lock (renewing it), before a
+    /// commit. Without a lock held, nothing may be committed.
+    pub fn check_lease(&self) -> Result<()> {
+        match &*self.lock.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(l) => l.check(),
+            None => Err(Error::other(
+                "internal: committing without a repository lock",
+            )),
+        }
+    }
+
+    /// Does this process hold an exclusive lock?
+    pub fn holds_exclusive_lock(&self) -> bool {
+        self.lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|l| l.is_exclusive())
+    }
+
     /// The shared read-write index connection.
     pub fn index(&self) -> std::sync::MutexGuard<'_, Index> {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
@@ -404,6 +437,8 @@ impl Repo {
     /// blob it references is durable and indexed.
     pub fn write_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
         snap.check()?;
+        // the packs it references must not have been pruned meanwhile
+        self.check_lease()?;
         let id = SnapshotId::random();
         let sealed = envelope::seal(
             &self.keys.encryption,
