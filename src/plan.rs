@@ -19,6 +19,9 @@ pub struct Plan {
     pub repository: RepositorySection,
     #[serde(default, rename = "source")]
     pub sources: Vec<Source>,
+    /// The retention policy of the plan's snapshots (`coffre forget`).
+    #[serde(default)]
+    pub retention: Option<crate::retention::Policy>,
     /// Where the plan was read from (relative paths in it are relative to
     /// the plan's directory).
     #[serde(skip)]

@@ -80,8 +80,106 @@ pub enum Command {
     /// Manage key files (passwords)
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Remove snapshots by a retention policy, per series (--dry-run to preview)
+    Forget(ForgetArgs),
+    /// Delete data no snapshot references and repack mostly-unused packs
+    Prune(PruneArgs),
     /// Remove stale repository locks (of processes that are gone or stopped refreshing)
     Unlock(UnlockArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    /// Keep the N newest snapshots
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours that have one
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+    /// … of each of the last N days
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// … of each of the last N ISO weeks
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// … of each of the last N months
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// … of each of the last N years
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot within this span of the series' newest (e.g. 7d, 30d, 1y6m)
+    #[arg(long, value_name = "SPAN")]
+    pub keep_within: Option<String>,
+    /// Keep snapshots with this tag (repeatable)
+    #[arg(long, value_name = "TAG")]
+    pub keep_tag: Vec<String>,
+    /// Only series whose snapshots have an entry of this name
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Only snapshots of this host
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Allow forgetting the newest snapshot of a series when no rule keeps it
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would be forgotten and why each survivor stays; change nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Run prune afterwards
+    #[arg(long)]
+    pub prune: bool,
+    #[command(flatten)]
+    pub prune_opts: PruneOpts,
+    /// Report as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PruneOpts {
+    /// Repack packs with more than this share unused (e.g. 10%)
+    #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = parse_percent)]
+    pub max_unused: f64,
+    /// Repack at most this much (e.g. 2G, 500M; default: no limit)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_repack: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub opts: PruneOpts,
+    /// Show what would be deleted and repacked; change nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Report as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let n: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{s:?} is not a percentage like 10%"))?;
+    if !(0.0..=100.0).contains(&n) {
+        return Err(format!("{s:?} is not between 0% and 100%"));
+    }
+    Ok(n / 100.0)
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || format!("{s:?} is not a size like 500M or 2G");
+    let (n, mult) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
+        Some('T' | 't') => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    n.checked_mul(mult).ok_or_else(bad)
 }
 
 #[derive(Args, Debug)]

@@ -13,11 +13,13 @@ macro_rules! outln {
 mod args;
 mod backup;
 mod drill;
+mod forget;
 mod init;
 mod key;
 mod list;
 mod password;
 mod progress;
+mod prune;
 mod restore;
 mod scrub;
 mod unlock;
@@ -84,6 +86,8 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Scrub(a) => scrub::run(g, a),
         Command::Key(k) => key::run(g, k),
         Command::Unlock(a) => unlock::run(g, a),
+        Command::Forget(a) => forget::run(g, plan.as_ref(), a),
+        Command::Prune(a) => prune::run(g, a),
     }
 }
 

@@ -67,6 +67,15 @@ pub struct BlobLocation {
     pub raw_length: u32,
 }
 
+/// How much of a pack the live blobs use.
+#[derive(Clone, Debug)]
+pub struct PackUsage {
+    pub pack: PackId,
+    pub size: u64,
+    pub live_blobs: u64,
+    pub live_bytes: u64,
+}
+
 /// A snapshot as the index summarises it.
 #[derive(Clone, Debug)]
 pub struct SnapshotRow {
@@ -331,6 +340,180 @@ impl Index {
             });
         }
         Ok(out)
+    }
+
+    // ---- prune (pipeline/prune.rs): the set of live blobs is a temporary
+    // table of this connection, on disk, so memory stays flat however many
+    // chunks the repository holds
+
+    /// Start an empty live set.
+    pub fn live_reset(&self) -> Result<()> {
+        self.conn.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS live (id BLOB PRIMARY KEY) WITHOUT ROWID;
+             DELETE FROM live;",
+        )?;
+        Ok(())
+    }
+
+    pub fn live_begin(&self) -> Result<()> {
+        self.conn.execute_batch("BEGIN")?;
+        Ok(())
+    }
+
+    pub fn live_end(&self, commit: bool) -> Result<()> {
+        self.conn
+            .execute_batch(if commit { "COMMIT" } else { "ROLLBACK" })?;
+        Ok(())
+    }
+
+    pub fn live_count(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM live", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Add a blob to the live set; false if it was there already.
+    pub fn live_add(&self, id: &BlobId) -> Result<bool> {
+        let mut st = self
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO live (id) VALUES (?1)")?;
+        Ok(st.execute([&id.0[..]])? == 1)
+    }
+
+    /// Live blobs that are in no pack the index knows (at most `limit`).
+    pub fn live_missing(&self, limit: usize) -> Result<Vec<BlobId>> {
+        let mut st = self.conn.prepare(
+            "SELECT l.id FROM live l WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.id = l.id)
+             LIMIT ?1",
+        )?;
+        let rows = st.query_map([limit as i64], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(BlobId::from_slice(&r?).ok_or_else(|| Error::corrupt("bad blob id"))?);
+        }
+        Ok(out)
+    }
+
+    /// Every pack with its size and how much of it the live set uses.
+    pub fn pack_usage(&self) -> Result<Vec<PackUsage>> {
+        let mut st = self.conn.prepare(
+            "SELECT p.name, p.size,
+                    count(l.id),
+                    coalesce(sum(CASE WHEN l.id IS NULL THEN 0 ELSE b.length END), 0)
+             FROM packs p
+             LEFT JOIN blobs b ON b.pack = p.id
+             LEFT JOIN live l ON l.id = b.id
+             GROUP BY p.id ORDER BY p.id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (name, size, live_blobs, live_bytes) = r?;
+            out.push(PackUsage {
+                pack: PackId::from_slice(&name)
+                    .ok_or_else(|| Error::corrupt("index holds a bad pack id"))?,
+                size: size as u64,
+                live_blobs: live_blobs as u64,
+                live_bytes: live_bytes as u64,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The live blobs whose indexed location is in `pack`.
+    pub fn live_blobs_in(&self, pack: &PackId) -> Result<Vec<PackEntry>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT b.id, b.type, b.offset, b.length, b.raw_length
+             FROM blobs b JOIN packs p ON p.id = b.pack JOIN live l ON l.id = b.id
+             WHERE p.name = ?1 ORDER BY b.offset",
+        )?;
+        let rows = st.query_map([&pack.0[..]], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, u8>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (id, ty, offset, length, raw_length) = r?;
+            out.push(PackEntry {
+                blob_type: ObjectType::from_byte(ty)
+                    .ok_or_else(|| Error::corrupt("index holds a bad blob type"))?,
+                id: BlobId::from_slice(&id).ok_or_else(|| Error::corrupt("bad blob id"))?,
+                offset: offset as u64,
+                length: length as u32,
+                raw_length: raw_length as u32,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Record a pack written by prune: its blobs' locations move to it.
+    pub fn relocate_to_pack(
+        &mut self,
+        pack: &PackId,
+        size: u64,
+        entries: &[PackEntry],
+    ) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO packs (name, size, blobs, added_ns) VALUES (?1, ?2, ?3, ?4)",
+            params![&pack.0[..], size as i64, entries.len() as i64, now_ns()],
+        )?;
+        let pack_row: i64 =
+            tx.query_row("SELECT id FROM packs WHERE name = ?1", [&pack.0[..]], |r| {
+                r.get(0)
+            })?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO blobs (id, type, pack, offset, length, raw_length)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for e in entries {
+                st.execute(params![
+                    &e.id.0[..],
+                    e.blob_type as u8,
+                    pack_row,
+                    e.offset as i64,
+                    e.length as i64,
+                    e.raw_length as i64
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forget packs about to be deleted, with every blob row still naming
+    /// them, in one transaction: afterwards no lookup can lead to them.
+    pub fn remove_packs(&mut self, packs: &[PackId]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut blobs = tx.prepare_cached(
+                "DELETE FROM blobs WHERE pack = (SELECT id FROM packs WHERE name = ?1)",
+            )?;
+            let mut pack = tx.prepare_cached("DELETE FROM packs WHERE name = ?1")?;
+            for p in packs {
+                blobs.execute([&p.0[..]])?;
+                pack.execute([&p.0[..]])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     pub fn remove_snapshot(&mut self, id: &SnapshotId) -> Result<()> {

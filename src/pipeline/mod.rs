@@ -8,12 +8,14 @@
 
 mod backup;
 mod engine;
+mod prune;
 mod restore;
 mod scrub;
 mod verify;
 mod walk;
 
 pub use backup::{BackupSession, normalize_root};
+pub use prune::{PruneOptions, PruneReport, prune};
 pub use restore::{RestoreOptions, restore_stream, restore_tree};
 pub use scrub::{ScrubReport, scrub_all};
 pub use verify::{narrow_entry, verify_entry};

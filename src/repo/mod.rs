@@ -452,6 +452,17 @@ impl Repo {
         Ok(id)
     }
 
+    /// Delete a snapshot object, then its index rows (a crash in between
+    /// is mended by the snapshot sync of the next open). Its data stays
+    /// until prune.
+    pub fn forget_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        match self.storage.remove(&snapshot_path(id)) {
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        self.index().remove_snapshot(id)
+    }
+
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
         let bytes = self
             .storage

@@ -67,7 +67,17 @@ impl Packer {
 
 impl PackBatch {
     /// Write the blobs as one pack, make it durable, then index it.
-    pub fn write(mut self, repo: &Repo) -> Result<FlushedPack> {
+    pub fn write(self, repo: &Repo) -> Result<FlushedPack> {
+        self.write_inner(repo, false)
+    }
+
+    /// Like `write`, for prune: the blobs' index locations move to the new
+    /// pack (they were elsewhere until now).
+    pub fn write_relocating(self, repo: &Repo) -> Result<FlushedPack> {
+        self.write_inner(repo, true)
+    }
+
+    fn write_inner(mut self, repo: &Repo, relocate: bool) -> Result<FlushedPack> {
         // sorted by id: the order in the pack says nothing about the input
         self.blobs.sort_by_key(|b| b.0.id);
         self.blobs.dedup_by(|a, b| a.0.id == b.0.id);
@@ -88,7 +98,11 @@ impl PackBatch {
         let id = PackId(*hasher.finalize().as_bytes());
         let size = offset + header.len() as u64;
         repo.storage().write_atomic(&pack_path(&id), &parts)?;
-        repo.index().add_pack(&id, size, &entries)?;
+        if relocate {
+            repo.index().relocate_to_pack(&id, size, &entries)?;
+        } else {
+            repo.index().add_pack(&id, size, &entries)?;
+        }
         Ok(FlushedPack {
             id,
             size,
