@@ -28,7 +28,7 @@ fn pick_entry<'s>(
 }
 
 pub fn dump(g: &Global, a: DumpArgs) -> Result<i32> {
-    let repo = open_locked(g, false, "restore")?;
+    let repo = open_locked(g, false, "dump")?;
     let (id, _) = choose(&repo, &a.select)?;
     let snap = repo.load_snapshot(&id)?;
     let e = pick_entry(&snap, a.select.filter.name.as_deref(), &id.short())?;
