@@ -173,6 +173,29 @@ fn prune_refuses_a_damaged_repository_and_deletes_nothing() {
     assert_eq!(r.pack_files(), files_before, "nothing deleted");
 }
 
+/// A snapshot that cannot be read is never taken for "no snapshot": its
+/// data would look unreferenced.
+#[test]
+fn prune_refuses_when_a_snapshot_cannot_be_read() {
+    let r = TestRepo::small_chunks();
+    let old = backup(&r, "db", &random_bytes(1 << 20, 3));
+    backup(&r, "other", &random_bytes(1 << 20, 4));
+    let file = r
+        .snapshot_files()
+        .into_iter()
+        .find(|f| f.file_name().unwrap().to_string_lossy() == old)
+        .expect("the snapshot file");
+    let mut b = fs::read(&file).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 1;
+    fs::write(&file, &b).unwrap();
+    let packs = r.pack_files();
+    let o = r.run(&["prune"]);
+    assert_code(&o, 14);
+    assert!(stderr_of(&o).contains(&old[..16]), "{}", stderr_of(&o));
+    assert_eq!(r.pack_files(), packs, "nothing deleted");
+}
+
 #[test]
 fn forget_policies_apply_per_series_and_keep_the_newest() {
     let r = TestRepo::small_chunks();
