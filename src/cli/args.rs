@@ -75,6 +75,8 @@ pub enum Command {
     Dump(DumpArgs),
     /// Restore drill: restore into something disposable, check row counts, run a query, clean up
     Drill(DrillArgs),
+    /// Check the repository's structure (keys, packs, index, snapshots, trees) without reading data
+    Check(CheckArgs),
     /// Read back and verify every pack and blob (issue 5 adds subsets and budgets)
     Scrub(ScrubArgs),
     /// Manage key files (passwords)
@@ -361,6 +363,13 @@ pub struct DrillArgs {
 pub struct DumpArgs {
     #[command(flatten)]
     pub select: SelectArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// JSON report on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

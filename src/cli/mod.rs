@@ -12,6 +12,7 @@ macro_rules! outln {
 
 mod args;
 mod backup;
+mod check;
 mod drill;
 mod forget;
 mod init;
@@ -84,6 +85,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Dump(a) => restore::dump(g, a),
         Command::Drill(a) => drill::run(g, plan.as_ref(), a),
         Command::Scrub(a) => scrub::run(g, a),
+        Command::Check(a) => check::run(g, a),
         Command::Key(k) => key::run(g, k),
         Command::Unlock(a) => unlock::run(g, a),
         Command::Forget(a) => forget::run(g, plan.as_ref(), a),

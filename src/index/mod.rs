@@ -427,13 +427,36 @@ impl Index {
         Ok(out)
     }
 
-    /// The live blobs whose indexed location is in `pack`.
-    pub fn live_blobs_in(&self, pack: &PackId) -> Result<Vec<PackEntry>> {
-        let mut st = self.conn.prepare_cached(
+    /// Every indexed pack and its recorded size.
+    pub fn packs(&self) -> Result<Vec<(PackId, u64)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name, size FROM packs ORDER BY name")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (name, size) = r?;
+            out.push((
+                PackId::from_slice(&name)
+                    .ok_or_else(|| Error::corrupt("index holds a bad pack id"))?,
+                size as u64,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The blobs whose indexed location is in `pack`, by offset; with
+    /// `live_only`, those in the live set only (prune).
+    pub fn blobs_in_pack(&self, pack: &PackId, live_only: bool) -> Result<Vec<PackEntry>> {
+        let mut st = self.conn.prepare_cached(if live_only {
             "SELECT b.id, b.type, b.offset, b.length, b.raw_length
              FROM blobs b JOIN packs p ON p.id = b.pack JOIN live l ON l.id = b.id
-             WHERE p.name = ?1 ORDER BY b.offset",
-        )?;
+             WHERE p.name = ?1 ORDER BY b.offset"
+        } else {
+            "SELECT b.id, b.type, b.offset, b.length, b.raw_length
+             FROM blobs b JOIN packs p ON p.id = b.pack
+             WHERE p.name = ?1 ORDER BY b.offset"
+        })?;
         let rows = st.query_map([&pack.0[..]], |r| {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,

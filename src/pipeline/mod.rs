@@ -7,6 +7,7 @@
 //! channels are bounded, so memory stays flat whatever the input size.
 
 mod backup;
+mod check;
 mod engine;
 mod prune;
 mod restore;
@@ -15,6 +16,7 @@ mod verify;
 mod walk;
 
 pub use backup::{BackupSession, normalize_root};
+pub use check::{CheckReport, Damage, check};
 pub use prune::{PruneOptions, PruneReport, prune};
 pub use restore::{RestoreOptions, restore_stream, restore_tree};
 pub use scrub::{ScrubReport, scrub_all};

@@ -135,7 +135,7 @@ pub fn prune(repo: &Repo, opts: &PruneOptions) -> Result<PruneReport> {
         Ok::<(), Error>(())
     };
     for (pack, _) in &repack {
-        let entries = repo.index().live_blobs_in(pack)?;
+        let entries = repo.index().blobs_in_pack(pack, true)?;
         let bytes = repo.storage().read(&pack_path(pack))?;
         for e in entries {
             let sealed = copy_verified(repo, pack, &bytes, &e)?;

@@ -1,0 +1,192 @@
+//! `coffre check`: structural damage is found, named, and tied to the
+//! snapshots it affects; unaffected snapshots still restore.
+
+mod common;
+
+use std::fs;
+
+use common::*;
+use serde_json::Value;
+
+/// A repository with a stream snapshot and a tree snapshot; their ids.
+fn two_snapshots() -> (TestRepo, String, String, Vec<u8>) {
+    let r = TestRepo::small_chunks();
+    let db = random_bytes(3 << 20, 1);
+    let d = r.path("vol");
+    fs::create_dir_all(d.join("sub")).unwrap();
+    fs::write(d.join("a.bin"), random_bytes(600_000, 2)).unwrap();
+    fs::write(d.join("sub/b.txt"), "b\n".repeat(1000)).unwrap();
+    let s_db = r.backup_bytes("db", &db, &[])["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s_vol = r.backup_path("vol", &d)["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (r, s_db, s_vol, db)
+}
+
+fn check_json(r: &TestRepo) -> (i32, Value) {
+    let o = r.run(&["check", "--json"]);
+    let v = serde_json::from_slice(&o.stdout).expect("check --json prints JSON");
+    (o.status.code().unwrap(), v)
+}
+
+/// The pack file that holds snapshot `snap`'s entry `name`: the one whose
+/// removal makes `dump`/`restore` of it fail.
+fn pack_of(r: &TestRepo, snap: &str, name: &str, tree: bool) -> std::path::PathBuf {
+    for p in r.pack_files() {
+        let saved = fs::read(&p).unwrap();
+        fs::remove_file(&p).unwrap();
+        let target = r.path("probe");
+        let _ = fs::remove_dir_all(&target);
+        let o = if tree {
+            r.run(&[
+                "restore",
+                snap,
+                "--name",
+                name,
+                "--target",
+                target.to_str().unwrap(),
+            ])
+        } else {
+            r.run(&["dump", snap, "--name", name])
+        };
+        fs::write(&p, saved).unwrap();
+        if !o.status.success() {
+            return p;
+        }
+    }
+    panic!("no pack holds {name}");
+}
+
+#[test]
+fn a_clean_repository_checks_clean() {
+    let (r, _, _, _) = two_snapshots();
+    let (code, v) = check_json(&r);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["damage"], serde_json::json!([]));
+    assert_eq!(v["snapshots"], 2);
+    assert!(v["trees"].as_u64().unwrap() >= 2, "{v}");
+    assert!(v["chunks"].as_u64().unwrap() > 10, "{v}");
+}
+
+#[test]
+fn a_missing_or_truncated_pack_is_named_with_the_entries_it_affects() {
+    let (r, s_db, s_vol, db) = two_snapshots();
+    let p = pack_of(&r, &s_db, "db", false);
+    let name = p.file_name().unwrap().to_string_lossy().into_owned();
+    let saved = fs::read(&p).unwrap();
+    for (how, damage) in [("missing", None), ("truncated", Some(1000u64))] {
+        match damage {
+            None => fs::remove_file(&p).unwrap(),
+            Some(n) => {
+                fs::write(&p, &saved).unwrap();
+                let f = fs::OpenOptions::new().write(true).open(&p).unwrap();
+                f.set_len(n).unwrap();
+            }
+        }
+        let (code, v) = check_json(&r);
+        assert_eq!(code, 14, "{how}: {v}");
+        let d = v["damage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["object"] == format!("pack {name}"))
+            .unwrap_or_else(|| panic!("{how}: pack {name} not named: {v}"));
+        assert!(
+            d["affects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == &Value::from(format!("snapshot {s_db} entry db"))),
+            "{how}: {d}"
+        );
+        assert!(
+            !v.to_string().contains(&format!("snapshot {s_vol}")),
+            "{how}: the tree snapshot does not use that pack: {v}"
+        );
+        // the unaffected snapshot still restores
+        let target = r.path(&format!("restored-{how}"));
+        assert_ok(&r.run(&[
+            "restore",
+            &s_vol,
+            "--name",
+            "vol",
+            "--target",
+            target.to_str().unwrap(),
+        ]));
+        // the affected one fails loudly rather than giving wrong bytes
+        let o = r.run(&["dump", &s_db, "--name", "db"]);
+        assert!(!o.status.success(), "{how}");
+        assert!(o.stdout.len() < db.len(), "{how}");
+    }
+}
+
+#[test]
+fn damaged_snapshots_trees_and_key_files_are_named() {
+    let (r, s_db, s_vol, _) = two_snapshots();
+    // a tree's pack: the tree entry is affected, the stream is not
+    let p = pack_of(&r, &s_vol, "vol", true);
+    let saved = fs::read(&p).unwrap();
+    fs::remove_file(&p).unwrap();
+    let (code, v) = check_json(&r);
+    assert_eq!(code, 14);
+    assert!(
+        v.to_string()
+            .contains(&format!("snapshot {s_vol} entry vol")),
+        "{v}"
+    );
+    fs::write(&p, saved).unwrap();
+    assert_eq!(check_json(&r).0, 0);
+
+    // a snapshot object with a flipped byte
+    let snap = r
+        .snapshot_files()
+        .into_iter()
+        .find(|f| f.file_name().unwrap().to_string_lossy() == s_db)
+        .unwrap();
+    let good = fs::read(&snap).unwrap();
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x40;
+    fs::write(&snap, &bad).unwrap();
+    let (code, v) = check_json(&r);
+    assert_eq!(code, 14);
+    assert!(
+        v["damage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["object"] == format!("snapshot {s_db}")),
+        "{v}"
+    );
+    fs::write(&snap, good).unwrap();
+
+    // a second key file that is garbage (the first still opens the repository)
+    let keys = r.repo.join("keys");
+    fs::write(keys.join("0123456789abcdef0123456789abcdef"), b"garbage").unwrap();
+    let (code, v) = check_json(&r);
+    assert_eq!(code, 14);
+    assert!(
+        v.to_string()
+            .contains("key file 0123456789abcdef0123456789abcdef"),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_pack_the_index_does_not_know_is_reported() {
+    let (r, _, _, _) = two_snapshots();
+    let p = r.pack_files()[0].clone();
+    let bytes = fs::read(&p).unwrap();
+    // a copy under another valid name: unknown to the index
+    let name = "ab".repeat(32);
+    let dir = r.repo.join("packs").join(&name[..2]);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join(&name), bytes).unwrap();
+    let (code, v) = check_json(&r);
+    assert_eq!(code, 14);
+    assert!(v.to_string().contains("is not in the index"), "{v}");
+}
