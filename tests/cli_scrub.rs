@@ -65,3 +65,88 @@ fn scrub_without_all_is_a_usage_error() {
     let repo = TestRepo::small_chunks();
     assert_code(&repo.run(&["scrub"]), 2);
 }
+
+/// (packs verified at least once, packs) from the index.
+fn verified_packs(repo: &TestRepo) -> (u64, u64) {
+    let c = rusqlite::Connection::open(repo.repo.join("index/index.sqlite")).unwrap();
+    c.query_row("SELECT count(verified_ns), count(*) FROM packs", [], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_nightly_subset_covers_every_pack_in_turn() {
+    let repo = TestRepo::small_chunks();
+    for i in 0..4 {
+        repo.backup_bytes(&format!("db{i}"), &random_bytes(2 << 20, 10 + i), &[]);
+    }
+    let (done, total) = verified_packs(&repo);
+    assert_eq!(done, 0);
+    assert!(total >= 6, "enough packs to split: {total}");
+    let per_run = total.div_ceil(3);
+    for night in 1..=3u64 {
+        let o = repo.run(&["scrub", "--subset", "1/3", "--json"]);
+        assert_ok(&o);
+        let v = parse_json_line(&o);
+        assert_eq!(u64_of(&v, "packs"), per_run, "{v}");
+        assert_eq!(u64_of(&v, "packs_total"), total);
+        let (done, _) = verified_packs(&repo);
+        assert_eq!(
+            done,
+            (per_run * night).min(total),
+            "night {night}: the packs verified longest ago (never) go first"
+        );
+    }
+    // a byte budget: at least one pack, the oldest-verified one
+    let o = repo.run(&["scrub", "--max-bytes", "1", "--json"]);
+    assert_ok(&o);
+    let v = parse_json_line(&o);
+    assert_eq!(u64_of(&v, "packs"), 1);
+    assert_eq!(u64_of(&v, "packs_left"), total - 1);
+    // shares and budgets are checked
+    assert_code(&repo.run(&["scrub", "--subset", "0"]), 2);
+    assert_code(&repo.run(&["scrub", "--subset", "3/2"]), 2);
+    assert_code(&repo.run(&["scrub", "--max-duration", "soon"]), 2);
+}
+
+#[test]
+fn damage_is_named_with_the_snapshot_entries_it_affects_and_recorded() {
+    let repo = TestRepo::small_chunks();
+    let a = repo.backup_bytes("a", &random_bytes(1 << 20, 21), &[])["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = repo.backup_bytes("b", &random_bytes(1 << 20, 22), &[])["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // a pack that only a's data is in: the one whose loss breaks a
+    let pack = repo
+        .pack_files()
+        .into_iter()
+        .find(|p| {
+            let saved = std::fs::read(p).unwrap();
+            std::fs::remove_file(p).unwrap();
+            let broken = !repo.run(&["dump", &a, "--name", "a"]).status.success();
+            std::fs::write(p, saved).unwrap();
+            broken
+        })
+        .expect("a pack of a");
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[200] ^= 0x10;
+    std::fs::write(&pack, bytes).unwrap();
+    let o = repo.run(&["scrub", "--all", "--json"]);
+    assert_code(&o, 14);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let all = v.to_string();
+    assert!(all.contains(&format!("snapshot {a} entry a")), "{v}");
+    assert!(!all.contains(&format!("snapshot {b} entry b")), "{v}");
+    let c = rusqlite::Connection::open(repo.repo.join("index/index.sqlite")).unwrap();
+    let failed: i64 = c
+        .query_row("SELECT count(*) FROM packs WHERE verify_ok = 0", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(failed, 1, "the damaged pack's result is recorded");
+}

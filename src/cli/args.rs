@@ -374,12 +374,40 @@ pub struct CheckArgs {
 
 #[derive(Args, Debug)]
 pub struct ScrubArgs {
-    /// Verify everything (the only mode for now)
-    #[arg(long)]
+    /// Verify every pack
+    #[arg(long, conflicts_with = "subset")]
     pub all: bool,
+    /// Verify this share of the packs, those verified longest ago first (1/7, 10%)
+    #[arg(long, value_name = "SHARE", value_parser = parse_share)]
+    pub subset: Option<f64>,
+    /// Start no new pack after this long (e.g. 20m); the oldest-verified go first
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
+    pub max_duration: Option<std::time::Duration>,
+    /// Read at most about this much (e.g. 10G); the oldest-verified go first
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_bytes: Option<u64>,
     /// JSON summary on stdout
     #[arg(long)]
     pub json: bool,
+}
+
+/// "1/7" or "10%".
+fn parse_share(s: &str) -> Result<f64, String> {
+    let bad = || format!("{s:?} is not a share like 1/7 or 10%");
+    let f = if let Some((n, d)) = s.split_once('/') {
+        let n: f64 = n.trim().parse().map_err(|_| bad())?;
+        let d: f64 = d.trim().parse().map_err(|_| bad())?;
+        if d == 0.0 {
+            return Err(bad());
+        }
+        n / d
+    } else {
+        parse_percent(s)?
+    };
+    if f <= 0.0 || f > 1.0 {
+        return Err(format!("{s:?} must be more than 0 and at most all"));
+    }
+    Ok(f)
 }
 
 #[derive(Subcommand, Debug)]

@@ -427,6 +427,40 @@ impl Index {
         Ok(out)
     }
 
+    /// When each indexed pack was last verified by a scrub (None: never),
+    /// with its size.
+    pub fn pack_verification(
+        &self,
+    ) -> Result<std::collections::HashMap<PackId, (u64, Option<i64>)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name, size, verified_ns FROM packs")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
+        })?;
+        let mut out = std::collections::HashMap::new();
+        for r in rows {
+            let (name, size, when) = r?;
+            let id = PackId::from_slice(&name)
+                .ok_or_else(|| Error::corrupt("index holds a bad pack id"))?;
+            out.insert(id, (size as u64, when));
+        }
+        Ok(out)
+    }
+
+    /// Record that a scrub verified `pack` now, and its result.
+    pub fn record_verified(&self, pack: &PackId, ok: bool) -> Result<()> {
+        self.conn.execute(
+            "UPDATE packs SET verified_ns = ?1, verify_ok = ?2 WHERE name = ?3",
+            params![now_ns(), ok as i64, &pack.0[..]],
+        )?;
+        Ok(())
+    }
+
     /// Every indexed pack and its recorded size.
     pub fn packs(&self) -> Result<Vec<(PackId, u64)>> {
         let mut st = self

@@ -19,6 +19,26 @@ use crate::format::{BlobId, ObjectType, PackId, SnapshotId};
 use crate::index::Index;
 use crate::repo::{KEYS, PACKS, Repo, SNAPSHOTS, pack_path};
 
+/// The damage a scrub found — damaged packs and blobs — as objects with
+/// the snapshot entries each affects (damage no snapshot reaches is listed
+/// too, affecting nothing).
+pub fn affected(
+    repo: &Repo,
+    bad_packs: &HashMap<PackId, String>,
+    bad_blobs: &HashMap<BlobId, (ObjectType, String)>,
+) -> Result<Vec<Damage>> {
+    let mut found = Findings::default();
+    for (p, why) in bad_packs {
+        found.add(format!("pack {p}"), why.clone(), None);
+    }
+    for (id, (ty, why)) in bad_blobs {
+        found.add(format!("{} {id}", ty.name()), why.clone(), None);
+    }
+    let mut report = CheckReport::default();
+    check_snapshots(repo, bad_packs, bad_blobs, &mut report, &mut found)?;
+    Ok(found.into_damage())
+}
+
 /// One damaged or missing object.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Damage {
@@ -47,6 +67,17 @@ struct Findings {
 }
 
 impl Findings {
+    fn into_damage(self) -> Vec<Damage> {
+        self.by_object
+            .into_iter()
+            .map(|(object, (problem, affects))| Damage {
+                object,
+                problem,
+                affects: affects.into_iter().collect(),
+            })
+            .collect()
+    }
+
     fn add(&mut self, object: String, problem: String, affects: Option<String>) {
         let e = self
             .by_object
@@ -63,16 +94,8 @@ pub fn check(repo: &Repo) -> Result<CheckReport> {
     let mut found = Findings::default();
     check_keys(repo, &mut report, &mut found)?;
     let bad_packs = check_packs(repo, &mut report, &mut found)?;
-    check_snapshots(repo, &bad_packs, &mut report, &mut found)?;
-    report.damage = found
-        .by_object
-        .into_iter()
-        .map(|(object, (problem, affects))| Damage {
-            object,
-            problem,
-            affects: affects.into_iter().collect(),
-        })
-        .collect();
+    check_snapshots(repo, &bad_packs, &HashMap::new(), &mut report, &mut found)?;
+    report.damage = found.into_damage();
     Ok(report)
 }
 
@@ -178,6 +201,8 @@ struct Walk<'a> {
     repo: &'a Repo,
     reader: Index,
     bad_packs: &'a HashMap<PackId, String>,
+    /// Blobs found damaged by a scrub: (kind, what).
+    bad_blobs: &'a HashMap<BlobId, (ObjectType, String)>,
     /// Trees and lists found damaged (or with damage below), and what.
     bad: HashMap<BlobId, Vec<(String, String)>>,
 }
@@ -185,6 +210,7 @@ struct Walk<'a> {
 fn check_snapshots(
     repo: &Repo,
     bad_packs: &HashMap<PackId, String>,
+    bad_blobs: &HashMap<BlobId, (ObjectType, String)>,
     report: &mut CheckReport,
     found: &mut Findings,
 ) -> Result<()> {
@@ -192,6 +218,7 @@ fn check_snapshots(
         repo,
         reader: repo.index_reader()?,
         bad_packs,
+        bad_blobs,
         bad: HashMap::new(),
     };
     repo.index().live_reset()?;
@@ -237,8 +264,13 @@ fn walk_all(w: &mut Walk<'_>, report: &mut CheckReport, found: &mut Findings) ->
 }
 
 impl Walk<'_> {
-    /// Why blob `id` cannot be had: not indexed, or in a damaged pack.
-    fn unavailable(&self, kind: &str, id: &BlobId) -> Result<Option<(String, String)>> {
+    /// Why blob `id` cannot be had: found damaged, not indexed, or in a
+    /// damaged pack.
+    fn unavailable(&self, ty: ObjectType, id: &BlobId) -> Result<Option<(String, String)>> {
+        let kind = ty.name();
+        if let Some((t, why)) = self.bad_blobs.get(id) {
+            return Ok(Some((format!("{} {id}", t.name()), why.clone())));
+        }
         Ok(match self.reader.lookup(id)? {
             None => Some((format!("{kind} {id}"), "is in no pack".to_string())),
             Some(loc) => self
@@ -254,12 +286,8 @@ impl Walk<'_> {
         ty: ObjectType,
         id: &BlobId,
     ) -> Result<std::result::Result<Vec<u8>, (String, String)>> {
-        let kind = if ty == ObjectType::Tree {
-            "tree"
-        } else {
-            "chunk list"
-        };
-        if let Some(p) = self.unavailable(kind, id)? {
+        let kind = ty.name();
+        if let Some(p) = self.unavailable(ty, id)? {
             return Ok(Err(p));
         }
         match self.repo.read_blob(&self.reader, ty, id) {
@@ -281,7 +309,7 @@ fn content(
     let mut out = Vec::new();
     for id in &c.chunks {
         report.chunks += 1;
-        out.extend(w.unavailable("chunk", id)?);
+        out.extend(w.unavailable(ObjectType::Data, id)?);
     }
     for list in &c.lists {
         if let Some(p) = w.bad.get(list) {
@@ -298,7 +326,7 @@ fn content(
                 Ok(ids) => {
                     for id in ids {
                         report.chunks += 1;
-                        problems.extend(w.unavailable("chunk", &id)?);
+                        problems.extend(w.unavailable(ObjectType::Data, &id)?);
                     }
                 }
                 Err(e) => problems.push((format!("chunk list {list}"), e.message().to_string())),

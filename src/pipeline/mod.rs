@@ -19,7 +19,7 @@ pub use backup::{BackupSession, normalize_root};
 pub use check::{CheckReport, Damage, check};
 pub use prune::{PruneOptions, PruneReport, prune};
 pub use restore::{RestoreOptions, restore_stream, restore_tree};
-pub use scrub::{ScrubReport, scrub_all};
+pub use scrub::{ScrubOptions, ScrubReport, scrub};
 pub use verify::{narrow_entry, verify_entry};
 pub use walk::TreeEvent;
 

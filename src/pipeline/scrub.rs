@@ -1,6 +1,8 @@
-//! Reading back every pack: the file hash, the header, and every blob
-//! (authenticated, decompressed, re-hashed). A first slice of `scrub`; issue 5
-//! adds subsets, budgets and a record of what was verified when.
+//! Reading back packs: the file hash, the header, and every blob
+//! (authenticated, decompressed, re-hashed). All of them, or those verified
+//! longest ago up to a share or a budget; the index records when each pack
+//! was verified and whether it was intact, so budgeted nightly runs cover
+//! the whole repository in turn.
 //!
 //! The producer reads each pack, checks its hash and header, and hands out
 //! its blobs; the workers verify blobs, so even a repository of one pack
@@ -10,20 +12,39 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use crate::error::{ErrorKind, Result};
-use crate::format::PackId;
+use std::collections::HashMap;
+
 use crate::format::pack::{self, PackEntry};
+use crate::format::{BlobId, ObjectType, PackId};
 use crate::pipeline::engine::{self, Done};
 use crate::pipeline::{Progress, workers};
 use crate::repo::{PACKS, Repo, pack_path};
 
+/// Which packs to verify: all, or the ones verified longest ago (never
+/// verified first) up to a share and/or a budget.
+#[derive(Clone, Debug, Default)]
+pub struct ScrubOptions {
+    /// This share of the packs (0 < f <= 1); None: all.
+    pub fraction: Option<f64>,
+    /// Stop before the next pack once this many bytes were read.
+    pub max_bytes: Option<u64>,
+    /// Start no new pack after this long.
+    pub max_duration: Option<std::time::Duration>,
+}
+
 /// What a scrub found.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize)]
 pub struct ScrubReport {
+    /// Packs, blobs and bytes verified.
     pub packs: u64,
     pub blobs: u64,
     pub bytes: u64,
-    /// One line per damaged pack or blob, naming it.
-    pub damage: Vec<String>,
+    /// Packs in the repository.
+    pub packs_total: u64,
+    /// Packs left for a later run (subset or budget).
+    pub packs_left: u64,
+    /// Each damaged object, naming it and the snapshot entries it affects.
+    pub damage: Vec<super::Damage>,
 }
 
 /// A pack read into memory, shared by the workers verifying its blobs.
@@ -33,9 +54,13 @@ struct PackData {
 }
 
 enum Event {
-    /// A pack was read (its size), or found damaged as a whole.
-    Pack(u64, Option<String>),
+    /// A pack was read: its id, size, blob count, or the damage that makes
+    /// it unreadable as a whole.
+    Pack(PackId, u64, usize, Option<String>),
 }
+
+/// A verified blob: its pack, and its damage if any.
+type Verified = (PackId, Option<(BlobId, ObjectType, String)>);
 
 /// A pack's blob entries, or the damage that makes them unreadable.
 type PackCheck = std::result::Result<Vec<PackEntry>, String>;
@@ -69,7 +94,11 @@ thread_local! {
 }
 
 /// Verify one blob of a pack; Some(damage) if it does not verify.
-fn verify_blob(repo: &Repo, pack: &PackData, e: &PackEntry) -> Option<String> {
+fn verify_blob(
+    repo: &Repo,
+    pack: &PackData,
+    e: &PackEntry,
+) -> Option<(BlobId, ObjectType, String)> {
     let blob = &pack.bytes[e.offset as usize..(e.offset + e.length as u64) as usize];
     PLAIN.with(|plain| {
         let mut plain = plain.borrow_mut();
@@ -78,66 +107,129 @@ fn verify_blob(repo: &Repo, pack: &PackData, e: &PackEntry) -> Option<String> {
             *plain = Vec::new();
         }
         r.err().map(|err| {
-            format!(
-                "{} {} in pack {}: {}",
-                e.blob_type.name(),
+            (
                 e.id,
-                pack.id,
-                err.message()
+                e.blob_type,
+                format!("in pack {}: {}", pack.id, err.message()),
             )
         })
     })
 }
 
-/// Read and verify every pack in the repository.
-pub fn scrub_all(repo: &Repo, progress: &dyn Progress) -> Result<ScrubReport> {
-    let mut report = ScrubReport::default();
+/// The packs to verify, in order: never verified first, then verified
+/// longest ago; and how many packs there are.
+fn choose(repo: &Repo, opts: &ScrubOptions) -> Result<(Vec<PackId>, u64)> {
+    let verified = repo.index().pack_verification()?;
+    let mut packs: Vec<(i64, PackId, u64)> = Vec::new();
+    for dir in repo.storage().list(PACKS)? {
+        for name in repo.storage().list(&format!("{PACKS}/{dir}"))? {
+            let Ok(id) = PackId::from_hex(&name) else {
+                continue;
+            };
+            let (when, size) = match verified.get(&id) {
+                Some((size, when)) => (when.unwrap_or(i64::MIN), *size),
+                None => (i64::MIN, repo.storage().size(&pack_path(&id))?),
+            };
+            packs.push((when, id, size));
+        }
+    }
+    packs.sort();
+    let total = packs.len() as u64;
+    if let Some(f) = opts.fraction {
+        packs.truncate(((total as f64) * f).ceil() as usize);
+    }
+    if let Some(max) = opts.max_bytes {
+        let mut sum = 0u64;
+        let keep = packs
+            .iter()
+            .take_while(|(_, _, size)| {
+                let first = sum == 0;
+                sum += size;
+                first || sum <= max
+            })
+            .count();
+        packs.truncate(keep);
+    }
+    Ok((packs.into_iter().map(|(_, id, _)| id).collect(), total))
+}
+
+/// Read and verify the chosen packs, recording in the index when each was
+/// verified and whether it was intact.
+pub fn scrub(repo: &Repo, opts: &ScrubOptions, progress: &dyn Progress) -> Result<ScrubReport> {
+    let (chosen, total) = choose(repo, opts)?;
+    let mut report = ScrubReport {
+        packs_total: total,
+        ..Default::default()
+    };
+    let deadline = opts.max_duration.map(|d| std::time::Instant::now() + d);
+    let mut bad_packs: HashMap<PackId, String> = HashMap::new();
+    let mut bad_blobs: HashMap<BlobId, (ObjectType, String)> = HashMap::new();
+    // blobs still to verify per pack, and whether all so far were intact
+    let mut pending: HashMap<PackId, (usize, bool)> = HashMap::new();
+    let record = |id: &PackId, ok: bool| repo.index().record_verified(id, ok);
     engine::run(
         workers(),
         // blobs in flight; each holds its pack in memory until verified
         workers() * 8,
         |em| {
-            for dir in repo.storage().list(PACKS)? {
-                for name in repo.storage().list(&format!("{PACKS}/{dir}"))? {
-                    let Ok(id) = PackId::from_hex(&name) else {
-                        continue;
-                    };
-                    let (data, entries) = read_pack(repo, &id)?;
-                    let size = data.bytes.len() as u64;
-                    match entries {
-                        Ok(entries) => {
-                            em.event(Event::Pack(size, None))?;
-                            for e in entries {
-                                em.work((data.clone(), e))?;
-                            }
+            for id in &chosen {
+                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    break;
+                }
+                let (data, entries) = read_pack(repo, id)?;
+                let size = data.bytes.len() as u64;
+                match entries {
+                    Ok(entries) => {
+                        em.event(Event::Pack(*id, size, entries.len(), None))?;
+                        for e in entries {
+                            em.work((data.clone(), e))?;
                         }
-                        Err(damage) => em.event(Event::Pack(size, Some(damage)))?,
                     }
+                    Err(damage) => em.event(Event::Pack(*id, size, 0, Some(damage)))?,
                 }
             }
             Ok(())
         },
         || Ok(()),
-        |_, (pack, e): (Arc<PackData>, PackEntry)| Ok(verify_blob(repo, &pack, &e)),
-        |done: Done<Option<String>, Event>| {
-            let damage = match done {
-                Done::Event(Event::Pack(size, damage)) => {
+        |_, (pack, e): (Arc<PackData>, PackEntry)| Ok((pack.id, verify_blob(repo, &pack, &e))),
+        |done: Done<Verified, Event>| {
+            match done {
+                Done::Event(Event::Pack(id, size, blobs, damage)) => {
                     report.packs += 1;
                     report.bytes += size;
                     progress.bytes(size);
-                    damage
+                    if let Some(d) = damage {
+                        progress.warn(&d);
+                        bad_packs.insert(id, d);
+                        record(&id, false)?;
+                    } else if blobs == 0 {
+                        record(&id, true)?;
+                    } else {
+                        pending.insert(id, (blobs, true));
+                    }
                 }
-                Done::Output(damage) => {
+                Done::Output((pack, damage)) => {
                     report.blobs += 1;
-                    damage
+                    let p = pending.get_mut(&pack).expect("a pack event comes first");
+                    p.0 -= 1;
+                    if let Some((id, ty, d)) = damage {
+                        progress.warn(&format!("{} {id} {d}", ty.name()));
+                        bad_blobs.insert(id, (ty, d));
+                        p.1 = false;
+                    }
+                    if p.0 == 0 {
+                        let ok = p.1;
+                        pending.remove(&pack);
+                        record(&pack, ok)?;
+                    }
                 }
-            };
-            if let Some(d) = damage {
-                progress.warn(&d);
-                report.damage.push(d);
             }
             Ok(())
         },
     )?;
+    report.packs_left = total - report.packs;
+    if !bad_packs.is_empty() || !bad_blobs.is_empty() {
+        report.damage = super::check::affected(repo, &bad_packs, &bad_blobs)?;
+    }
     Ok(report)
 }
