@@ -190,3 +190,77 @@ fn a_pack_the_index_does_not_know_is_reported() {
     assert_eq!(code, 14);
     assert!(v.to_string().contains("is not in the index"), "{v}");
 }
+
+#[test]
+fn repair_index_recovers_from_a_corrupt_deleted_or_wrong_index() {
+    let (r, s_db, s_vol, db) = two_snapshots();
+    let index = r.repo.join("index/index.sqlite");
+    let clear_sidecars = || {
+        for suffix in ["-wal", "-shm"] {
+            let mut p = index.as_os_str().to_owned();
+            p.push(suffix);
+            let _ = fs::remove_file(std::path::PathBuf::from(p));
+        }
+    };
+    let restores = |how: &str| {
+        assert!(r.dump(&[&s_db, "--name", "db"]) == db, "{how}");
+        let target = r.path(&format!("vol-{how}"));
+        assert_ok(&r.run(&[
+            "restore",
+            &s_vol,
+            "--name",
+            "vol",
+            "--target",
+            target.to_str().unwrap(),
+        ]));
+    };
+
+    // garbage: commands fail with a hint to repair, repair fixes it
+    fs::write(
+        &index,
+        b"this is not an SQLite database at all, not even close",
+    )
+    .unwrap();
+    clear_sidecars();
+    let o = r.run(&["snapshots"]);
+    assert_code(&o, 1);
+    assert!(
+        stderr_of(&o).contains("coffre repair index"),
+        "{}",
+        stderr_of(&o)
+    );
+    let o = r.run(&["repair", "index"]);
+    assert_ok(&o);
+    assert!(stderr_of(&o).contains("2 snapshot(s)"), "{}", stderr_of(&o));
+    assert_eq!(check_json(&r).0, 0);
+    restores("garbage");
+
+    // a row that points into the wrong place: check names it, repair mends it
+    {
+        let c = rusqlite::Connection::open(&index).unwrap();
+        let n = c
+            .execute(
+                "UPDATE blobs SET offset = offset + 1 WHERE id = (SELECT id FROM blobs LIMIT 1)",
+                [],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let (code, v) = check_json(&r);
+    assert_eq!(code, 14, "{v}");
+    assert!(v.to_string().contains("its header does not"), "{v}");
+    assert_ok(&r.run(&["repair", "index"]));
+    assert_eq!(check_json(&r).0, 0);
+    restores("wrong row");
+
+    // deleted: rebuilt on open anyway, and by repair
+    fs::remove_file(&index).unwrap();
+    clear_sidecars();
+    assert_ok(&r.run(&["repair", "index"]));
+    assert_eq!(check_json(&r).0, 0);
+    restores("deleted");
+    assert!(
+        !r.repo.join("index/index.rebuild.sqlite").exists(),
+        "no leftover of the rebuild"
+    );
+}

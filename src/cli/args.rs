@@ -77,6 +77,9 @@ pub enum Command {
     Drill(DrillArgs),
     /// Check the repository's structure (keys, packs, index, snapshots, trees) without reading data
     Check(CheckArgs),
+    /// Rebuild derived state from the repository
+    #[command(subcommand)]
+    Repair(RepairCommand),
     /// Read back and verify every pack and blob (issue 5 adds subsets and budgets)
     Scrub(ScrubArgs),
     /// Manage key files (passwords)
@@ -408,6 +411,12 @@ fn parse_share(s: &str) -> Result<f64, String> {
         return Err(format!("{s:?} must be more than 0 and at most all"));
     }
     Ok(f)
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RepairCommand {
+    /// Rebuild the SQLite index from the packs and snapshot objects (the old one stays until the new one is complete)
+    Index,
 }
 
 #[derive(Subcommand, Debug)]

@@ -86,6 +86,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Drill(a) => drill::run(g, plan.as_ref(), a),
         Command::Scrub(a) => scrub::run(g, a),
         Command::Check(a) => check::run(g, a),
+        Command::Repair(args::RepairCommand::Index) => repair_index(g),
         Command::Key(k) => key::run(g, k),
         Command::Unlock(a) => unlock::run(g, a),
         Command::Forget(a) => forget::run(g, plan.as_ref(), a),
@@ -120,6 +121,16 @@ fn repo_path(g: &Global) -> Result<PathBuf> {
 fn open_repo(g: &Global) -> Result<Repo> {
     let path = repo_path(g)?;
     Repo::open(&path, || password::get(g))
+}
+
+/// `coffre repair index`
+fn repair_index(g: &Global) -> Result<i32> {
+    let path = repo_path(g)?;
+    let repo = Repo::open_rebuilding_index(&path, || password::get(g), g.lock_wait)?;
+    let packs = repo.index().packs()?.len();
+    let snapshots = repo.index().snapshot_ids()?.len();
+    eprintln!("rebuilt the index: {packs} pack(s), {snapshots} snapshot(s)");
+    Ok(0)
 }
 
 /// Open the repository and take a lock for `command`: shared for backups

@@ -159,6 +159,17 @@ impl Index {
     }
 
     /// Record that every pack of the repository has been indexed once.
+    /// An empty index in memory (a placeholder while a new one is built).
+    pub fn in_memory(repo_id: &RepoId) -> Result<Index> {
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch(SCHEMA)?;
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('repo_id', ?1)",
+            [repo_id.to_string()],
+        )?;
+        Ok(Index { conn })
+    }
+
     pub fn mark_complete(&self) -> Result<()> {
         self.conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('complete', '1')",

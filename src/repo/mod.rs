@@ -62,6 +62,23 @@ impl OpenLock {
     }
 }
 
+/// An SQLite database file and its WAL and shared-memory files.
+fn sqlite_files(db: &Path) -> [PathBuf; 3] {
+    let with = |suffix: &str| {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        PathBuf::from(p)
+    };
+    [db.to_path_buf(), with("-wal"), with("-shm")]
+}
+
+fn remove_if_present(p: &Path) -> Result<()> {
+    match std::fs::remove_file(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("removing", p, e)),
+        _ => Ok(()),
+    }
+}
+
 /// A password, wiped from memory when dropped.
 pub type Password = Zeroizing<String>;
 
@@ -220,6 +237,78 @@ impl Repo {
     /// Open the repository at `root`. `password` is only called once we know a
     /// repository is there.
     pub fn open(root: &Path, password: impl FnOnce() -> Result<Password>) -> Result<Repo> {
+        Self::open_with(root, password, false)
+    }
+
+    /// Open the repository with a new index built from its packs and
+    /// snapshot objects (`coffre repair index`), under the exclusive lock.
+    /// The new index is built beside the old one, which stays in place
+    /// until the new one is complete.
+    pub fn open_rebuilding_index(
+        root: &Path,
+        password: impl FnOnce() -> Result<Password>,
+        lock_wait: std::time::Duration,
+    ) -> Result<Repo> {
+        // the keys must open before anything is touched
+        let unlocked = Self::open_with(root, password, true)?;
+        let storage = unlocked.storage.clone();
+        let lock = lock::RepoLock::acquire(storage, true, "repair index", lock_wait)?;
+        let index_path = root.join(INDEX_FILE);
+        let fresh = root.join(INDEX_DIR).join("index.rebuild.sqlite");
+        for f in sqlite_files(&fresh) {
+            remove_if_present(&f)?;
+        }
+        let (index, _) = Index::open(&fresh, &unlocked.repo_id)?;
+        let repo = Repo {
+            index: Mutex::new(index),
+            lock: Mutex::new(Some(lock)),
+            ..unlocked
+        };
+        repo.rebuild_packs()?;
+        repo.sync_snapshots()?;
+        repo.index().mark_complete()?;
+        // close it (checkpointing its WAL), drop the old index's WAL and
+        // shared memory so they are never applied to the new file, then
+        // put the new file in place
+        let Repo {
+            root: r,
+            storage,
+            repo_id,
+            keys,
+            master,
+            config,
+            key_id,
+            index,
+            lock,
+        } = repo;
+        drop(index);
+        for f in sqlite_files(&index_path).into_iter().skip(1) {
+            remove_if_present(&f)?;
+        }
+        std::fs::rename(&fresh, &index_path).map_err(|e| Error::io("replacing", &index_path, e))?;
+        crate::storage::sync_dir(&root.join(INDEX_DIR))
+            .map_err(|e| Error::io("syncing", &index_path, e))?;
+        let (index, _) = Index::open(&index_path, &repo_id)?;
+        Ok(Repo {
+            root: r,
+            storage,
+            repo_id,
+            keys,
+            master,
+            config,
+            key_id,
+            index: Mutex::new(index),
+            lock,
+        })
+    }
+
+    /// `skip_index`: open an in-memory placeholder instead of the index
+    /// (the caller builds a new one).
+    fn open_with(
+        root: &Path,
+        password: impl FnOnce() -> Result<Password>,
+        skip_index: bool,
+    ) -> Result<Repo> {
         let repo_id = Self::peek_id(root)?;
         let storage = LocalStorage::new(root);
         let password = password()?;
@@ -265,7 +354,16 @@ impl Repo {
         // switching to WAL and rebuilding are not safe to race, and SQLite
         // answers some of those races with an immediate "locked".
         let _opening = OpenLock::acquire(&root.join(INDEX_DIR).join("open.lock"))?;
-        let (index, needs_rebuild) = Index::open(&root.join(INDEX_FILE), &repo_id)?;
+        let (index, needs_rebuild) = if skip_index {
+            (Index::in_memory(&repo_id)?, false)
+        } else {
+            Index::open(&root.join(INDEX_FILE), &repo_id).map_err(|e| {
+                e.with_hint(
+                    "the index is derived state: `coffre repair index` rebuilds it from the \
+                     repository",
+                )
+            })?
+        };
         let repo = Repo {
             root: root.to_path_buf(),
             storage: std::sync::Arc::new(storage),
@@ -281,7 +379,9 @@ impl Repo {
             repo.rebuild_packs()?;
             repo.index().mark_complete()?;
         }
-        repo.sync_snapshots()?;
+        if !skip_index {
+            repo.sync_snapshots()?;
+        }
         Ok(repo)
     }
 
