@@ -25,6 +25,7 @@ pub mod plan;
 pub mod repo;
 pub mod retention;
 pub mod select;
+pub mod series;
 pub mod storage;
 
 pub use error::{Error, ErrorKind, Result};

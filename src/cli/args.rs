@@ -54,7 +54,8 @@ fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
         "s" => n,
         "m" => n * 60,
         "h" => n * 3600,
-        _ => return Err(format!("{s:?} is not a duration like 30s, 10m or 1h")),
+        "d" => n * 86400,
+        _ => return Err(format!("{s:?} is not a duration like 30s, 10m, 1h or 2d")),
     };
     Ok(std::time::Duration::from_secs(secs))
 }
@@ -77,6 +78,8 @@ pub enum Command {
     Drill(DrillArgs),
     /// Check the repository's structure (keys, packs, index, snapshots, trees) without reading data
     Check(CheckArgs),
+    /// Health for monitoring: backup age and size per series, scrub coverage and damage, free space (exit 0 ok, 1 warning, 2 critical)
+    Health(HealthArgs),
     /// Rebuild derived state from the repository
     #[command(subcommand)]
     Repair(RepairCommand),
@@ -366,6 +369,34 @@ pub struct DrillArgs {
 pub struct DumpArgs {
     #[command(flatten)]
     pub select: SelectArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct HealthArgs {
+    /// Critical when a series' newest snapshot is older than this (e.g. 26h, 2d)
+    #[arg(long, value_name = "DURATION", default_value = "26h", value_parser = parse_wait)]
+    pub max_age: std::time::Duration,
+    /// Warn when the newest snapshot is smaller than this share of the previous one
+    #[arg(long, value_name = "PERCENT", default_value = "50%", value_parser = parse_percent)]
+    pub min_size_ratio: f64,
+    /// Scrub coverage counts packs verified within this many days
+    #[arg(long, value_name = "DAYS", default_value_t = 8)]
+    pub scrub_days: u32,
+    /// Warn when less than this share of the packs was verified within --scrub-days
+    #[arg(long, value_name = "PERCENT", default_value = "100%", value_parser = parse_percent)]
+    pub min_coverage: f64,
+    /// Warn when the repository's file system has less than this share free (critical below half of it)
+    #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = parse_percent)]
+    pub min_free: f64,
+    /// Only series with an entry of this name
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Also write the metrics to this file for node_exporter's textfile collector (atomically)
+    #[arg(long, value_name = "FILE")]
+    pub prometheus: Option<PathBuf>,
+    /// Report as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

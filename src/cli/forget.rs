@@ -1,50 +1,12 @@
-//! `coffre forget`: apply a retention policy to each series of snapshots.
-//!
-//! A series is the snapshots of one host with the same set of entry names
-//! (a plan's nightly snapshot, an `--only` subset, a single named backup),
-//! safety snapshots (`pre-restore`) apart: a policy never weighs one series
-//! against another.
-
-use std::collections::BTreeMap;
+//! `coffre forget`: apply a retention policy to each series of snapshots
+//! (src/series.rs): a policy never weighs one series against another.
 
 use super::args::{ForgetArgs, Global};
 use super::{local_time, open_locked, print_json, rfc3339};
 use crate::error::{Error, Result};
-use crate::index::SnapshotRow;
 use crate::plan::Plan;
 use crate::retention::{Candidate, Policy, apply};
-
-/// What identifies a series.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Series {
-    host: String,
-    names: Vec<String>,
-    safety: bool,
-}
-
-impl Series {
-    fn of(r: &SnapshotRow) -> Series {
-        let mut names: Vec<String> = r.entries.iter().map(|e| e.0.clone()).collect();
-        // a partial snapshot belongs with the complete ones
-        names.extend(r.failed.iter().cloned());
-        names.sort();
-        names.dedup();
-        Series {
-            host: r.host.clone(),
-            names,
-            safety: r.tags.iter().any(|t| t == crate::select::PRE_RESTORE),
-        }
-    }
-
-    fn label(&self) -> String {
-        format!(
-            "{}{} on {}",
-            self.names.join(" + "),
-            if self.safety { " (pre-restore)" } else { "" },
-            self.host
-        )
-    }
-}
+use crate::series::Series;
 
 pub fn run(g: &Global, plan: Option<&Plan>, a: ForgetArgs) -> Result<i32> {
     let given = Policy {
@@ -74,10 +36,7 @@ pub fn run(g: &Global, plan: Option<&Plan>, a: ForgetArgs) -> Result<i32> {
     policy.validate()?;
     let repo = open_locked(g, a.prune && !a.dry_run, "forget")?;
     let rows = repo.index().snapshots()?;
-    let mut series: BTreeMap<Series, Vec<&SnapshotRow>> = BTreeMap::new();
-    for r in &rows {
-        series.entry(Series::of(r)).or_default().push(r);
-    }
+    let series = crate::series::group(&rows);
     let in_scope = |s: &Series| {
         a.host.as_ref().is_none_or(|h| *h == s.host)
             && a.name.as_ref().is_none_or(|n| s.names.contains(n))

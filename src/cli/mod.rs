@@ -15,6 +15,7 @@ mod backup;
 mod check;
 mod drill;
 mod forget;
+mod health;
 mod init;
 mod key;
 mod list;
@@ -86,6 +87,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Drill(a) => drill::run(g, plan.as_ref(), a),
         Command::Scrub(a) => scrub::run(g, a),
         Command::Check(a) => check::run(g, a),
+        Command::Health(a) => health::run(g, a),
         Command::Repair(args::RepairCommand::Index) => repair_index(g),
         Command::Key(k) => key::run(g, k),
         Command::Unlock(a) => unlock::run(g, a),

@@ -463,6 +463,15 @@ impl Index {
         Ok(out)
     }
 
+    /// Packs whose last verification found damage.
+    pub fn packs_failing_verification(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM packs WHERE verify_ok = 0", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
+    }
+
     /// Record that a scrub verified `pack` now, and its result.
     pub fn record_verified(&self, pack: &PackId, ok: bool) -> Result<()> {
         self.conn.execute(
