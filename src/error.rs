@@ -154,6 +154,16 @@ impl From<rusqlite::Error> for Error {
         if busy {
             Error::new(ErrorKind::Locked, format!("the index is locked: {err}"))
                 .with_hint("another coffre process is writing; retry when it has finished")
+        } else if matches!(
+            err.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseCorrupt) | Some(rusqlite::ErrorCode::NotADatabase)
+        ) {
+            Error::other(format!("index database: {err}"))
+                .with_hint(
+                    "the index is derived state: `coffre repair index` rebuilds it from the \
+                     repository",
+                )
+                .with_source(err)
         } else {
             Error::other(format!("index database: {err}")).with_source(err)
         }

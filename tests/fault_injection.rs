@@ -729,7 +729,6 @@ fn tree_pack_delete() {
 /// `scrub --all` is what prune's refusal points at for a missing pack; it
 /// must report the pack the index and the snapshots need.
 #[test]
-#[ignore = "coffre bug: scrub --all exits 0 with no damage when a pack the index and snapshots need is missing"]
 fn scrub_all_names_a_missing_pack() {
     for which in ["db", "vol"] {
         let f = Fixture::new();
@@ -750,7 +749,6 @@ fn scrub_all_names_a_missing_pack() {
 
 /// Missing data is damage (14), not "snapshot or entry not found" (13).
 #[test]
-#[ignore = "coffre bug: dump/restore exit 13 (not found) instead of 14 (damaged) when a pack they need is missing"]
 fn a_missing_pack_fails_dump_and_restore_with_exit_14() {
     let f = Fixture::new();
     inject(&f.db_pack, whole(&f.db_pack), Fault::Delete);
@@ -1251,7 +1249,6 @@ fn index_delete() {
 /// A flipped byte inside the index: the page type of the `blobs` table's
 /// root page. Every lookup of a blob then fails.
 #[test]
-#[ignore = "coffre bug: a corrupt index page fails dump/restore/check/backup with exit 1 'database disk image is malformed' and no pointer to `coffre repair index`"]
 fn index_flip_in_a_page() {
     let f = Fixture::new();
     let index = f.index_path();
@@ -1335,7 +1332,6 @@ fn index_wal_deleted() {
 /// Same, through the generic rule: every command that fails points at
 /// `coffre repair index`.
 #[test]
-#[ignore = "coffre bug: with a stale index (lost WAL) restore fails 'tree … is not in the repository index' without pointing at `coffre repair index`"]
 fn index_wal_deleted_failures_point_at_repair() {
     let f = lost_wal();
     index_outcome(&f, "index WAL deleted", false);
@@ -1495,7 +1491,6 @@ fn relabelled_snapshot_is_named_by_check() {
 /// The file is there and fails authentication: that is damage (14), as for
 /// two swapped snapshot files, not "no such snapshot" (13).
 #[test]
-#[ignore = "coffre bug: dump of a relabelled snapshot's id exits 13 'no snapshot' (sync skipped it) instead of 14"]
 fn relabelled_snapshot_fails_authentication_when_dumped() {
     let (f, new) = relabelled();
     let o = f.run(&["dump", &new, "--name", "db"]);

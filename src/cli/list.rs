@@ -72,6 +72,25 @@ pub fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// The load error of a snapshot object named by `spec` (an id or prefix)
+/// that is in the storage but not in the index because it does not load.
+fn unreadable_snapshot(repo: &Repo, spec: &str) -> Result<Option<crate::Error>> {
+    let spec = spec.to_ascii_lowercase();
+    if spec.len() < 4 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    for name in repo.storage().list(crate::repo::SNAPSHOTS)? {
+        if let (true, Ok(id)) = (
+            name.starts_with(&spec),
+            crate::format::SnapshotId::from_hex(&name),
+        ) && let Err(e) = repo.load_snapshot(&id)
+        {
+            return Ok(Some(e));
+        }
+    }
+    Ok(None)
+}
+
 /// Resolve the snapshot the user asked for, printing which one was chosen.
 pub fn choose(repo: &Repo, sel: &super::args::SelectArgs) -> Result<(SnapshotId, i64)> {
     let at = sel
@@ -80,7 +99,14 @@ pub fn choose(repo: &Repo, sel: &super::args::SelectArgs) -> Result<(SnapshotId,
         .map(crate::select::parse_time)
         .transpose()?;
     let rows = repo.index().snapshots()?;
-    let row = crate::select::select(&rows, &sel.snapshot, at, &filter(&sel.filter))?;
+    let row = match crate::select::select(&rows, &sel.snapshot, at, &filter(&sel.filter)) {
+        Ok(r) => r,
+        Err(e) if e.kind() == crate::error::ErrorKind::NotFound => {
+            // a snapshot file that exists but did not load is damage, not absence
+            return Err(unreadable_snapshot(repo, &sel.snapshot)?.unwrap_or(e));
+        }
+        Err(e) => return Err(e),
+    };
     let gap = at.map(|t| {
         let mins = (t - row.time_ns) / 60_000_000_000;
         format!(" ({}h{:02} before --at)", mins / 60, mins % 60)

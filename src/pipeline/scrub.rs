@@ -133,6 +133,13 @@ fn choose(repo: &Repo, opts: &ScrubOptions) -> Result<(Vec<PackId>, u64)> {
             packs.push((when, id, size));
         }
     }
+    // packs the index names but the storage lacks: damage to report
+    let listed: std::collections::HashSet<PackId> = packs.iter().map(|p| p.1).collect();
+    for (id, (size, _)) in &verified {
+        if !listed.contains(id) {
+            packs.push((i64::MIN, *id, *size));
+        }
+    }
     packs.sort();
     let total = packs.len() as u64;
     if let Some(f) = opts.fraction {

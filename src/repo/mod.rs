@@ -468,7 +468,10 @@ impl Repo {
                 ty.name(),
                 id
             ))
-            .with_hint("the repository is damaged or the index is stale")
+            .with_hint(
+                "the repository is damaged or the index is stale: `coffre check` tells which, \
+                 and `coffre repair index` rebuilds a stale index",
+            )
         })?;
         self.read_blob_at(ty, id, &loc)
     }
@@ -498,7 +501,17 @@ impl Repo {
         let sealed = self
             .storage
             .read_at(&pack_path(&loc.pack), loc.offset, loc.length as usize)
-            .map_err(|e| e.context(where_()))?;
+            .map_err(|e| {
+                if e.kind() == ErrorKind::NotFound {
+                    // the index names the pack: its absence is damage
+                    Error::corrupt(format!("{}: the pack is missing", where_())).with_hint(
+                        "`coffre check` lists what it affects; restore those entries from \
+                         another snapshot or an off-site copy",
+                    )
+                } else {
+                    e.context(where_())
+                }
+            })?;
         self.open_blob_into(ty, id, &sealed, loc.raw_length, out)
             .map_err(|e| Error::corrupt(format!("{}: {}", where_(), e.message())))
     }
