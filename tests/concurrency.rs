@@ -923,7 +923,6 @@ fn open_index(r: &TestRepo) -> rusqlite::Connection {
 /// of the same data would take those chunks for stored and commit a
 /// snapshot that cannot be restored.
 #[test]
-#[ignore = "coffre bug: a backup indexes a pack that prune deleted while it was frozen (report)"]
 fn a_backup_frozen_between_writing_a_pack_and_indexing_it_leaves_no_dangling_rows() {
     let t0 = Instant::now();
     let r = TestRepo::small_chunks();
@@ -1048,7 +1047,6 @@ fn a_backup_frozen_while_writing_the_index_does_not_block_prune() {
 /// (and, with `--max-unused 0%`, every pack) look worth repacking, and
 /// prune rewrites them on every run without freeing a byte.
 #[test]
-#[ignore = "coffre bug: prune counts pack headers as unused and repacks on every run (report)"]
 fn a_second_prune_rewrites_nothing() {
     let r = TestRepo::small_chunks();
     backup(&r, "small", b"hello\n");

@@ -16,7 +16,7 @@ use crate::format::pack::PackEntry;
 use crate::format::snapshot::Snapshot;
 use crate::format::{BlobId, ObjectType, PackId, RepoId, SnapshotId};
 
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -55,6 +55,7 @@ CREATE TABLE entries (
     PRIMARY KEY (snapshot, name)
 ) WITHOUT ROWID;
 CREATE INDEX entries_name ON entries(name);
+CREATE TABLE deleted_packs (name BLOB PRIMARY KEY) WITHOUT ROWID;
 ";
 
 /// Where a blob lives.
@@ -71,7 +72,11 @@ pub struct BlobLocation {
 #[derive(Clone, Debug)]
 pub struct PackUsage {
     pub pack: PackId,
+    /// The pack file's size.
     pub size: u64,
+    /// Where its blob data ends (its header follows), as far as the index
+    /// knows its blobs.
+    pub data_len: u64,
     pub live_blobs: u64,
     pub live_bytes: u64,
 }
@@ -121,13 +126,21 @@ impl Index {
                     [repo_id.to_string()],
                 )?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            } else if version == 1 {
-                // v2 adds snapshots.failed: empty the snapshot tables, which
-                // the sync after opening refills from the snapshot objects
-                tx.execute_batch(
-                    "ALTER TABLE snapshots ADD COLUMN failed TEXT NOT NULL DEFAULT '[]';
-                     DELETE FROM entries; DELETE FROM snapshots;",
-                )?;
+            } else if version < SCHEMA_VERSION {
+                if version == 1 {
+                    // v2 adds snapshots.failed: empty the snapshot tables,
+                    // which the sync after opening refills from the objects
+                    tx.execute_batch(
+                        "ALTER TABLE snapshots ADD COLUMN failed TEXT NOT NULL DEFAULT '[]';
+                         DELETE FROM entries; DELETE FROM snapshots;",
+                    )?;
+                }
+                if version <= 2 {
+                    // v3 remembers the packs prune deleted
+                    tx.execute_batch(
+                        "CREATE TABLE IF NOT EXISTS deleted_packs (name BLOB PRIMARY KEY) WITHOUT ROWID;",
+                    )?;
+                }
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             }
             tx.commit()?;
@@ -234,12 +247,51 @@ impl Index {
         Ok(st.exists([&id.0[..]])?)
     }
 
-    /// Record a durable pack and its blobs in one transaction. A blob already
-    /// indexed in another pack keeps its first location.
+    /// Record a pack a backup just wrote, and its blobs, in one transaction.
+    /// A blob already indexed in another pack keeps its first location.
+    /// Refused if prune deleted the pack meanwhile (the backup was suspended
+    /// past its lease): rows naming a deleted pack would make later backups
+    /// reference data that is gone.
     pub fn add_pack(&mut self, pack: &PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
+        self.insert_pack(pack, size, entries, false)
+    }
+
+    /// Record a pack file found in the storage (rebuilds): it exists, so it
+    /// may be indexed even if a prune once deleted it.
+    pub fn add_found_pack(
+        &mut self,
+        pack: &PackId,
+        size: u64,
+        entries: &[PackEntry],
+    ) -> Result<()> {
+        self.insert_pack(pack, size, entries, true)
+    }
+
+    fn insert_pack(
+        &mut self,
+        pack: &PackId,
+        size: u64,
+        entries: &[PackEntry],
+        found: bool,
+    ) -> Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if found {
+            tx.execute("DELETE FROM deleted_packs WHERE name = ?1", [&pack.0[..]])?;
+        } else if tx
+            .prepare_cached("SELECT 1 FROM deleted_packs WHERE name = ?1")?
+            .exists([&pack.0[..]])?
+        {
+            return Err(Error::new(
+                crate::error::ErrorKind::Locked,
+                format!(
+                    "pack {pack} was deleted by a prune while this process was suspended past \
+                     its lock's lease; nothing was committed"
+                ),
+            )
+            .with_hint("run the command again"));
+        }
         tx.execute(
             "INSERT OR IGNORE INTO packs (name, size, blobs, added_ns) VALUES (?1, ?2, ?3, ?4)",
             params![&pack.0[..], size as i64, entries.len() as i64, now_ns()],
@@ -408,7 +460,7 @@ impl Index {
     /// Every pack with its size and how much of it the live set uses.
     pub fn pack_usage(&self) -> Result<Vec<PackUsage>> {
         let mut st = self.conn.prepare(
-            "SELECT p.name, p.size,
+            "SELECT p.name, p.size, coalesce(max(b.offset + b.length), 0),
                     count(l.id),
                     coalesce(sum(CASE WHEN l.id IS NULL THEN 0 ELSE b.length END), 0)
              FROM packs p
@@ -422,15 +474,17 @@ impl Index {
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
             ))
         })?;
         let mut out = Vec::new();
         for r in rows {
-            let (name, size, live_blobs, live_bytes) = r?;
+            let (name, size, data_len, live_blobs, live_bytes) = r?;
             out.push(PackUsage {
                 pack: PackId::from_slice(&name)
                     .ok_or_else(|| Error::corrupt("index holds a bad pack id"))?,
                 size: size as u64,
+                data_len: data_len as u64,
                 live_blobs: live_blobs as u64,
                 live_bytes: live_bytes as u64,
             });
@@ -545,6 +599,7 @@ impl Index {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM deleted_packs WHERE name = ?1", [&pack.0[..]])?;
         tx.execute(
             "INSERT OR IGNORE INTO packs (name, size, blobs, added_ns) VALUES (?1, ?2, ?3, ?4)",
             params![&pack.0[..], size as i64, entries.len() as i64, now_ns()],
@@ -584,9 +639,12 @@ impl Index {
                 "DELETE FROM blobs WHERE pack = (SELECT id FROM packs WHERE name = ?1)",
             )?;
             let mut pack = tx.prepare_cached("DELETE FROM packs WHERE name = ?1")?;
+            let mut tombstone =
+                tx.prepare_cached("INSERT OR IGNORE INTO deleted_packs (name) VALUES (?1)")?;
             for p in packs {
                 blobs.execute([&p.0[..]])?;
                 pack.execute([&p.0[..]])?;
+                tombstone.execute([&p.0[..]])?;
             }
         }
         tx.commit()?;

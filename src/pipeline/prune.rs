@@ -87,7 +87,9 @@ pub fn prune(repo: &Repo, opts: &PruneOptions) -> Result<PruneReport> {
         if u.live_blobs == 0 {
             delete.push(u.pack);
         } else {
-            let unused = u.size.saturating_sub(u.live_bytes);
+            // the header is not waste: only dead blob bytes count (else a
+            // pack of tiny blobs would be rewritten by every prune)
+            let unused = u.data_len.saturating_sub(u.live_bytes);
             if unused as f64 > opts.max_unused * u.size as f64 {
                 candidates.push((u.pack, u.size, unused));
             } else {

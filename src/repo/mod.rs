@@ -627,7 +627,7 @@ impl Repo {
                 }
                 match self.read_pack_header(&id) {
                     Ok((size, entries)) => {
-                        self.index().add_pack(&id, size, &entries)?;
+                        self.index().add_found_pack(&id, size, &entries)?;
                         added += 1;
                     }
                     Err(e) => eprintln!("warning: pack {id}: {e}; its blobs are not indexed"),
