@@ -152,12 +152,11 @@ impl From<rusqlite::Error> for Error {
             Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked)
         );
         if busy {
-            Error::new(ErrorKind::Locked, format!("the index is locked: {err}"))
-                .with_hint(
-                    "another coffre process is writing; retry when it has finished (a coffre \
+            Error::new(ErrorKind::Locked, format!("the index is locked: {err}")).with_hint(
+                "another coffre process is writing; retry when it has finished (a coffre \
                      process that is suspended, e.g. by Ctrl-Z or SIGSTOP, keeps the index \
                      locked until it is resumed or killed)",
-                )
+            )
         } else if matches!(
             err.sqlite_error_code(),
             Some(rusqlite::ErrorCode::DatabaseCorrupt) | Some(rusqlite::ErrorCode::NotADatabase)

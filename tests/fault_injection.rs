@@ -1501,3 +1501,58 @@ fn relabelled_snapshot_fails_authentication_when_dumped() {
         stderr_of(&o)
     );
 }
+
+/// A faulty compressor or encryptor (COFFRE_FAULT_INJECT flips a byte after
+/// compression, or of the sealed envelope) is caught by the read-back
+/// verification before any pack is written: nothing committed, nothing
+/// written, the repository as it was.
+#[test]
+fn a_faulty_compressor_or_encryptor_is_caught_before_the_pack_is_written() {
+    for fault in ["after-compression", "after-sealing"] {
+        let r = TestRepo::small_chunks();
+        let first = random_bytes(200_000, 5);
+        r.backup_bytes("db", &first, &[]);
+        let packs = r.pack_files();
+        let snaps = r.snapshot_ids();
+
+        // every chunk read back: a stream is enough
+        let mut c = r.cmd();
+        c.env("COFFRE_FAULT_INJECT", fault)
+            .args(["backup", "--name", "db", "--stdin", "--verify-all"])
+            .stdin(std::process::Stdio::piped());
+        let o = {
+            use std::io::Write;
+            let mut child = c
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let _ = stdin.write_all(&random_bytes(300_000, 6));
+            drop(stdin);
+            child.wait_with_output().unwrap()
+        };
+        assert_code(&o, 1);
+        assert!(
+            stderr_of(&o).contains("does not read back as written"),
+            "{fault}: {}",
+            stderr_of(&o)
+        );
+        // by default trees and chunk lists are always verified
+        let d = r.path("tree");
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("f"), random_bytes(10_000, 7)).unwrap();
+        let mut c = r.cmd();
+        c.env("COFFRE_FAULT_INJECT", fault)
+            .args(["backup", "--name", "tree"])
+            .arg(&d);
+        let o = output_within(c, std::time::Duration::from_secs(60));
+        assert_code(&o, 1);
+
+        assert_eq!(r.pack_files(), packs, "{fault}: no pack written");
+        assert_eq!(r.snapshot_ids(), snaps, "{fault}: nothing committed");
+        assert!(r.dump(&["latest", "--name", "db"]) == first, "{fault}");
+        let o = r.run(&["check"]);
+        assert_ok(&o);
+    }
+}

@@ -252,6 +252,9 @@ pub struct BackupArgs {
     /// Record this host name instead of the machine's
     #[arg(long)]
     pub host: Option<String>,
+    /// Read back every sealed chunk before writing it, not one in 16 (about a fifth more CPU)
+    #[arg(long)]
+    pub verify_all: bool,
     /// Store standard input as a stream
     #[arg(long, conflicts_with = "paths")]
     pub stdin: bool,

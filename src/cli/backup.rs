@@ -45,6 +45,7 @@ pub fn run(g: &Global, plan: Option<&Plan>, a: BackupArgs) -> Result<i32> {
     };
     crate::format::snapshot::check_entry_name(&name)?;
     let repo = open_locked(g, false, "backup")?;
+    repo.set_verify_all(a.verify_all);
     let bar = Bar::new(g.quiet || a.json, None, "backup");
     let mut session = BackupSession::new(&repo, &bar);
     let host = a.host.clone().unwrap_or_else(crate::repo::host_name);
@@ -110,6 +111,7 @@ fn run_plan(g: &Global, plan: Option<&Plan>, a: BackupArgs) -> Result<i32> {
         )));
     }
     let repo = open_locked(g, false, "backup")?;
+    repo.set_verify_all(a.verify_all);
     let bar = Bar::new(g.quiet || a.json, None, "backup");
     let mut session = BackupSession::new(&repo, &bar);
     let host = a.host.clone().unwrap_or_else(crate::repo::host_name);

@@ -108,15 +108,44 @@ pub fn seal(
             out[HEADER] = CODEC_NONE;
             out.extend_from_slice(plaintext);
         }
+        if fault() == Some(Fault::AfterCompression) && out.len() > HEADER + 1 {
+            let mid = HEADER + 1 + (out.len() - HEADER - 1) / 2;
+            out[mid] ^= 0x01;
+        }
         let nonce: [u8; NONCE_LEN] = out[2..HEADER].try_into().unwrap();
         let tag =
             crypto::seal_in_place(key, &nonce, &binding.associated_data(), &mut out[HEADER..]);
         out.extend_from_slice(&tag);
+        if fault() == Some(Fault::AfterSealing) {
+            let mid = out.len() / 2;
+            out[mid] ^= 0x01;
+        }
         let sealed = out.as_slice().to_vec();
         if out.capacity() > (4 << 20) + (64 << 10) {
             *out = Vec::new();
         }
         sealed
+    })
+}
+
+/// Faults the tests inject into sealing (`COFFRE_FAULT_INJECT`), standing
+/// for a faulty compressor or encryptor, or memory corruption: writers
+/// verify each sealed blob against its plaintext, so such a fault must stop
+/// the backup before the pack is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Flip a byte of the compressed (or stored) body before encryption.
+    AfterCompression,
+    /// Flip a byte of the finished envelope.
+    AfterSealing,
+}
+
+fn fault() -> Option<Fault> {
+    static FAULT: std::sync::OnceLock<Option<Fault>> = std::sync::OnceLock::new();
+    *FAULT.get_or_init(|| match std::env::var("COFFRE_FAULT_INJECT").as_deref() {
+        Ok("after-compression") => Some(Fault::AfterCompression),
+        Ok("after-sealing") => Some(Fault::AfterSealing),
+        _ => None,
     })
 }
 

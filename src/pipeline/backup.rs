@@ -194,7 +194,7 @@ impl<'r> BackupSession<'r> {
         let id = self.repo.keys().blob_id(&data);
         let len = data.len() as u64;
         let stored = if self.claim(index, &id)? {
-            let sealed = self.repo.seal_blob(ObjectType::Data, &id, &data);
+            let sealed = self.repo.seal_blob(ObjectType::Data, &id, &data)?;
             self.add_sealed(ObjectType::Data, id, data.len(), sealed)?
         } else {
             self.progress.reused(len);
@@ -223,7 +223,7 @@ impl<'r> BackupSession<'r> {
         }
         let id = self.repo.keys().blob_id(plaintext);
         if self.claim(index, &id)? {
-            let sealed = self.repo.seal_blob(ty, &id, plaintext);
+            let sealed = self.repo.seal_blob(ty, &id, plaintext)?;
             self.add_sealed(ty, id, plaintext.len(), sealed)?;
         }
         Ok(id)
