@@ -273,3 +273,28 @@ fn find_file(root: &Path, name: &str) -> std::path::PathBuf {
         .find(|p| p.file_name().is_some_and(|n| n == name))
         .unwrap_or_else(|| panic!("no {name} under {}", root.display()))
 }
+
+/// Temp files of killed writes are removed by prune once they are an hour
+/// old; a fresh one (a write that may still be running) stays.
+#[test]
+fn prune_removes_stale_temp_files_only() {
+    let r = TestRepo::small_chunks();
+    backup(&r, "db", b"data\n");
+    let tmp = r.repo.join("tmp");
+    fs::create_dir_all(&tmp).unwrap();
+    let old = tmp.join("killed-write.tmp");
+    let fresh = tmp.join("running-write.tmp");
+    fs::write(&old, b"half a pack").unwrap();
+    fs::write(&fresh, b"half a key file").unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    let p = json_of(&r.run(&["prune", "--json"]));
+    assert_eq!(p["temp_files_removed"], 1, "{p}");
+    assert!(!old.exists());
+    assert!(fresh.exists());
+}

@@ -49,6 +49,8 @@ pub struct PruneReport {
     pub bytes_freed: u64,
     /// Unused bytes left in packs not worth repacking.
     pub bytes_unused_left: u64,
+    /// Stale temp files of interrupted writes removed from `tmp/`.
+    pub temp_files_removed: u64,
     pub dry_run: bool,
 }
 
@@ -164,6 +166,12 @@ pub fn prune(repo: &Repo, opts: &PruneOptions) -> Result<PruneReport> {
         }
     }
     report.bytes_freed = removed_bytes.saturating_sub(written);
+    // temp files of writes that were killed (layout.md): an hour old at
+    // least, so that no write of a process without a lock (init, key add)
+    // is cut
+    report.temp_files_removed = repo
+        .storage()
+        .remove_stale_tmp(std::time::Duration::from_secs(3600))?;
     Ok(report)
 }
 

@@ -144,4 +144,34 @@ impl Storage for LocalStorage {
         let p = self.path(rel);
         fs::remove_file(&p).map_err(|e| io_err("removing", &p, e))
     }
+
+    fn remove_stale_tmp(&self, older_than: std::time::Duration) -> Result<u64> {
+        let dir = self.root.join("tmp");
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == IoKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::io("listing", &dir, e)),
+        };
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        for ent in rd {
+            let ent = ent.map_err(|e| Error::io("listing", &dir, e))?;
+            let md = ent
+                .metadata()
+                .map_err(|e| Error::io("reading", &ent.path(), e))?;
+            let old = md
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|age| age > older_than);
+            if md.is_file() && old {
+                match fs::remove_file(ent.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == IoKind::NotFound => {}
+                    Err(e) => return Err(Error::io("removing", &ent.path(), e)),
+                }
+            }
+        }
+        Ok(removed)
+    }
 }

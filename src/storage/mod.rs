@@ -26,4 +26,8 @@ pub trait Storage: Send + Sync {
     /// File names directly inside `dir` (empty if `dir` does not exist).
     fn list(&self, dir: &str) -> Result<Vec<String>>;
     fn remove(&self, path: &str) -> Result<()>;
+    /// Remove temp files of interrupted writes (under `tmp/`) last modified
+    /// longer than `older_than` ago; returns how many. Only under the
+    /// exclusive lock (prune), so no write of a running process is cut.
+    fn remove_stale_tmp(&self, older_than: std::time::Duration) -> Result<u64>;
 }
