@@ -264,3 +264,107 @@ fn repair_index_recovers_from_a_corrupt_deleted_or_wrong_index() {
         "no leftover of the rebuild"
     );
 }
+
+#[test]
+fn repair_snapshots_rewrites_only_when_asked_and_keeps_what_is_intact() {
+    let r = TestRepo::small_chunks();
+    let a = random_bytes(1 << 20, 31);
+    let b = random_bytes(1 << 20, 32);
+    let only_a = r.backup_bytes("a", &a, &[])["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let only_b = r.backup_bytes("b", &b, &[])["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // lose a pack of a
+    let p = pack_of(&r, &only_a, "a", false);
+    fs::remove_file(&p).unwrap();
+
+    // asked nothing: listed, exit 14, nothing changed
+    let o = r.run(&["repair", "snapshots", "--json"]);
+    assert_code(&o, 14);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["applied"], false);
+    let listed = v["snapshots"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{v}");
+    assert_eq!(listed[0]["id"], only_a.as_str());
+    assert_eq!(listed[0]["action"], "forget");
+    assert!(listed[0]["damaged_entries"]["a"].is_string(), "{v}");
+    assert_eq!(r.snapshot_ids().len(), 2);
+
+    let o = r.run(&["repair", "snapshots", "--apply", "--json"]);
+    assert_ok(&o);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["applied"], true);
+    assert_eq!(
+        r.snapshot_ids(),
+        std::slice::from_ref(&only_b),
+        "a's snapshot is forgotten"
+    );
+    assert!(r.dump(&[&only_b, "--name", "b"]) == b);
+    // the index no longer claims the lost pack: backing a up again stores
+    // its data again instead of pointing at what is gone
+    r.backup_bytes("a", &a, &[]);
+    assert!(r.dump(&["latest", "--name", "a"]) == a);
+    let o = r.run(&["repair", "snapshots"]);
+    assert_ok(&o);
+    assert_eq!(check_json(&r).0, 0, "nothing damaged is left");
+}
+
+#[test]
+fn repair_snapshots_keeps_the_intact_entries_of_a_plan_snapshot() {
+    let r = TestRepo::small_chunks();
+    let a = r.path("a.bin");
+    let b = r.path("b.bin");
+    fs::write(&a, random_bytes(1 << 20, 41)).unwrap();
+    fs::write(&b, random_bytes(1 << 20, 42)).unwrap();
+    let plan = r.path("coffre.toml");
+    fs::write(
+        &plan,
+        format!(
+            "[[source]]\nname = \"a\"\nkind = \"command\"\ncommand = [\"cat\", {:?}]\n\n\
+             [[source]]\nname = \"b\"\nkind = \"command\"\ncommand = [\"cat\", {:?}]\n",
+            a.display().to_string(),
+            b.display().to_string()
+        ),
+    )
+    .unwrap();
+    let o = r.run(&["backup", "--config", plan.to_str().unwrap(), "--json"]);
+    assert_ok(&o);
+    let snap = parse_json_line(&o)["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // a pack that only a's data is in
+    let p = r
+        .pack_files()
+        .into_iter()
+        .find(|p| {
+            let saved = fs::read(p).unwrap();
+            fs::remove_file(p).unwrap();
+            let a_broken = !r.run(&["dump", &snap, "--name", "a"]).status.success();
+            let b_fine = r.run(&["dump", &snap, "--name", "b"]).status.success();
+            fs::write(p, saved).unwrap();
+            a_broken && b_fine
+        })
+        .expect("1 MiB packs: some pack holds only a's chunks");
+    fs::remove_file(&p).unwrap();
+    let o = r.run(&["repair", "snapshots", "--apply", "--json"]);
+    assert_ok(&o);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let new_id = v["snapshots"][0]["new_id"]
+        .as_str()
+        .expect("rewritten")
+        .to_string();
+    assert_eq!(v["snapshots"][0]["action"], "rewrite");
+    let listed = r.snapshots(&[]);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], new_id.as_str());
+    assert_eq!(listed[0]["partial"], true);
+    assert_eq!(listed[0]["failed"], serde_json::json!(["a"]));
+    assert!(listed[0]["tags"].to_string().contains("repaired"));
+    assert!(r.dump(&[&new_id, "--name", "b"]) == fs::read(&b).unwrap());
+    assert_code(&r.run(&["dump", &new_id, "--name", "a"]), 13);
+}

@@ -451,6 +451,18 @@ fn parse_share(s: &str) -> Result<f64, String> {
 pub enum RepairCommand {
     /// Rebuild the SQLite index from the packs and snapshot objects (the old one stays until the new one is complete)
     Index,
+    /// List snapshots whose entries reference lost or damaged data; --apply rewrites them without those entries
+    Snapshots(RepairSnapshotsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RepairSnapshotsArgs {
+    /// Rewrite (or forget) the damaged snapshots; without it nothing changes
+    #[arg(long)]
+    pub apply: bool,
+    /// Report as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]

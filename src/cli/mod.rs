@@ -22,6 +22,7 @@ mod list;
 mod password;
 mod progress;
 mod prune;
+mod repair;
 mod restore;
 mod scrub;
 mod unlock;
@@ -88,7 +89,8 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Scrub(a) => scrub::run(g, a),
         Command::Check(a) => check::run(g, a),
         Command::Health(a) => health::run(g, a),
-        Command::Repair(args::RepairCommand::Index) => repair_index(g),
+        Command::Repair(args::RepairCommand::Index) => repair::index(g),
+        Command::Repair(args::RepairCommand::Snapshots(a)) => repair::snapshots(g, a),
         Command::Key(k) => key::run(g, k),
         Command::Unlock(a) => unlock::run(g, a),
         Command::Forget(a) => forget::run(g, plan.as_ref(), a),
@@ -123,16 +125,6 @@ fn repo_path(g: &Global) -> Result<PathBuf> {
 fn open_repo(g: &Global) -> Result<Repo> {
     let path = repo_path(g)?;
     Repo::open(&path, || password::get(g))
-}
-
-/// `coffre repair index`
-fn repair_index(g: &Global) -> Result<i32> {
-    let path = repo_path(g)?;
-    let repo = Repo::open_rebuilding_index(&path, || password::get(g), g.lock_wait)?;
-    let packs = repo.index().packs()?.len();
-    let snapshots = repo.index().snapshot_ids()?.len();
-    eprintln!("rebuilt the index: {packs} pack(s), {snapshots} snapshot(s)");
-    Ok(0)
 }
 
 /// Open the repository and take a lock for `command`: shared for backups

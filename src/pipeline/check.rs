@@ -39,6 +39,9 @@ pub fn affected(
     Ok(found.into_damage())
 }
 
+/// What a pack the index names but the storage lacks "is".
+const MISSING: &str = "is missing";
+
 /// One damaged or missing object.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Damage {
@@ -64,6 +67,42 @@ pub struct CheckReport {
 #[derive(Default)]
 struct Findings {
     by_object: BTreeMap<String, (String, BTreeSet<String>)>,
+    /// Per snapshot, its damaged entries and the first problem of each.
+    by_entry: BTreeMap<SnapshotId, BTreeMap<String, String>>,
+    /// Snapshot objects that do not load, and why.
+    unreadable: BTreeMap<SnapshotId, String>,
+}
+
+/// The snapshots `repair snapshots` has to deal with.
+#[derive(Debug, Default)]
+pub struct DamagedSnapshots {
+    /// Per snapshot, its damaged entries and what is wrong below each.
+    pub entries: BTreeMap<SnapshotId, BTreeMap<String, String>>,
+    /// Snapshot objects that cannot be read at all.
+    pub unreadable: BTreeMap<SnapshotId, String>,
+    /// Packs the index names that the storage lacks.
+    pub missing_packs: Vec<PackId>,
+}
+
+/// Every snapshot entry that cannot be restored whole, from the same walk
+/// as `check` (no data chunks are read: lost and unindexed data, damaged
+/// packs, trees and chunk lists).
+pub fn damaged_snapshots(repo: &Repo) -> Result<DamagedSnapshots> {
+    let mut report = CheckReport::default();
+    let mut found = Findings::default();
+    let bad_packs = check_packs(repo, &mut report, &mut found)?;
+    check_snapshots(repo, &bad_packs, &HashMap::new(), &mut report, &mut found)?;
+    let mut missing_packs: Vec<PackId> = bad_packs
+        .iter()
+        .filter(|(_, why)| why.as_str() == MISSING)
+        .map(|(p, _)| *p)
+        .collect();
+    missing_packs.sort();
+    Ok(DamagedSnapshots {
+        entries: found.by_entry,
+        unreadable: found.unreadable,
+        missing_packs,
+    })
 }
 
 impl Findings {
@@ -149,7 +188,7 @@ fn check_packs(
         let real = match repo.storage().size(&pack_path(pack)) {
             Ok(s) => s,
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                bad.insert(*pack, "is missing".to_string());
+                bad.insert(*pack, MISSING.to_string());
                 continue;
             }
             Err(e) => return Err(e),
@@ -245,6 +284,7 @@ fn walk_all(w: &mut Walk<'_>, report: &mut CheckReport, found: &mut Findings) ->
                     e.message().to_string(),
                     Some(format!("snapshot {id} (all entries)")),
                 );
+                found.unreadable.insert(id, e.message().to_string());
                 continue;
             }
             Err(e) => return Err(e),
@@ -254,6 +294,13 @@ fn walk_all(w: &mut Walk<'_>, report: &mut CheckReport, found: &mut Findings) ->
             let mut problems = content(w, report, &e.content())?;
             if let Some(t) = &e.tree {
                 problems.extend(tree(w, report, t)?);
+            }
+            if let Some((object, problem)) = problems.first() {
+                found
+                    .by_entry
+                    .entry(id)
+                    .or_default()
+                    .insert(e.name.clone(), format!("{object} {problem}"));
             }
             for (object, problem) in problems {
                 found.add(object, problem, Some(at.clone()));

@@ -16,7 +16,7 @@ mod verify;
 mod walk;
 
 pub use backup::{BackupSession, normalize_root};
-pub use check::{CheckReport, Damage, check};
+pub use check::{CheckReport, Damage, DamagedSnapshots, check, damaged_snapshots};
 pub use prune::{PruneOptions, PruneReport, prune};
 pub use restore::{RestoreOptions, restore_stream, restore_tree};
 pub use scrub::{ScrubOptions, ScrubReport, scrub};
