@@ -362,10 +362,14 @@ impl Repo {
             (Index::in_memory(&repo_id)?, false)
         } else {
             Index::open(&root.join(INDEX_FILE), &repo_id).map_err(|e| {
-                e.with_hint(
-                    "the index is derived state: `coffre repair index` rebuilds it from the \
-                     repository",
-                )
+                if e.kind() == ErrorKind::Locked {
+                    e
+                } else {
+                    e.with_hint(
+                        "the index is derived state: `coffre repair index` rebuilds it from \
+                         the repository",
+                    )
+                }
             })?
         };
         let repo = Repo {
