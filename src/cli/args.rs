@@ -92,6 +92,8 @@ pub enum Command {
     Forget(ForgetArgs),
     /// Delete data no snapshot references and repack mostly-unused packs
     Prune(PruneArgs),
+    /// Copy the repository's encrypted objects to another place (only what it lacks; never deletes)
+    Sync(SyncArgs),
     /// Remove stale repository locks (of processes that are gone or stopped refreshing)
     Unlock(UnlockArgs),
 }
@@ -188,6 +190,22 @@ fn parse_size(s: &str) -> Result<u64, String> {
     };
     let n: u64 = n.parse().map_err(|_| bad())?;
     n.checked_mul(mult).ok_or_else(bad)
+}
+
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// Where the copy lives (a directory; remote storage comes with OpenDAL)
+    #[arg(long, value_name = "PATH")]
+    pub to: PathBuf,
+    /// Objects copied at once
+    #[arg(long, default_value_t = 4)]
+    pub jobs: usize,
+    /// Sync even if the copy lacks snapshots it held after the last sync
+    #[arg(long)]
+    pub accept_remote_state: bool,
+    /// Report as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -25,6 +25,7 @@ mod prune;
 mod repair;
 mod restore;
 mod scrub;
+mod sync;
 mod unlock;
 
 use std::path::PathBuf;
@@ -93,6 +94,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Repair(args::RepairCommand::Snapshots(a)) => repair::snapshots(g, a),
         Command::Key(k) => key::run(g, k),
         Command::Unlock(a) => unlock::run(g, a),
+        Command::Sync(a) => sync::run(g, a),
         Command::Forget(a) => forget::run(g, plan.as_ref(), a),
         Command::Prune(a) => prune::run(g, a),
     }

@@ -12,6 +12,7 @@ mod engine;
 mod prune;
 mod restore;
 mod scrub;
+mod sync;
 mod verify;
 mod walk;
 
@@ -20,6 +21,7 @@ pub use check::{CheckReport, Damage, DamagedSnapshots, check, damaged_snapshots}
 pub use prune::{PruneOptions, PruneReport, prune};
 pub use restore::{RestoreOptions, restore_stream, restore_tree};
 pub use scrub::{ScrubOptions, ScrubReport, scrub};
+pub use sync::{HighWater, SyncReport, sync};
 pub use verify::{narrow_entry, verify_entry};
 pub use walk::TreeEvent;
 
