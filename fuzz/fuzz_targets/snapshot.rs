@@ -1,10 +1,10 @@
 //! `Snapshot::decode` on arbitrary bytes; what decodes must survive
 //! encode → decode unchanged, and encode must be stable.
 //!
-//! Known open issue (fuzz/regressions/README.md): floats in `meta` drift by a
-//! few ULPs on every write → read. Set `FUZZ_KNOWN_FLOAT_DRIFT=1` to tolerate
-//! exactly that (floats compared to 12 significant digits) and keep looking
-//! for other bugs; by default the round trip must be exact.
+//! Floats in `meta` used to drift by a few ULPs on every write → read (fixed
+//! in d854895, fuzz/regressions/README.md). `FUZZ_KNOWN_FLOAT_DRIFT=1` still
+//! tolerates exactly that (floats compared to 12 significant digits); by
+//! default the round trip must be exact.
 #![no_main]
 
 use std::sync::OnceLock;
