@@ -411,8 +411,13 @@ impl Index {
 
     /// Start an empty live set.
     pub fn live_reset(&self) -> Result<()> {
+        // prune and check read the whole blob table and fill the live set:
+        // a page cache of up to 64 MiB each (instead of SQLite's 2 MiB)
+        // saves most of their page reads, and memory stays bounded
         self.conn.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS live (id BLOB PRIMARY KEY) WITHOUT ROWID;
+            "PRAGMA main.cache_size = -65536;
+             PRAGMA temp.cache_size = -65536;
+             CREATE TEMP TABLE IF NOT EXISTS live (id BLOB PRIMARY KEY) WITHOUT ROWID;
              DELETE FROM live;",
         )?;
         Ok(())
