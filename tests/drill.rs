@@ -38,20 +38,6 @@ use serde_json::Value;
 
 // ------------------------------------------------------------------ helpers
 
-/// `'…'`: a TOML literal string (our temp paths hold no quote).
-fn lit(p: &Path) -> String {
-    let s = p.to_str().expect("UTF-8 path");
-    assert!(!s.contains('\''), "{s}");
-    format!("'{s}'")
-}
-
-/// A 0600 file holding `secret` and a newline.
-fn secret_file(path: &Path, secret: &str) -> PathBuf {
-    fs::write(path, format!("{secret}\n")).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
-    path.to_path_buf()
-}
-
 /// A repository and a plan naming it and the sources of one application.
 struct Env {
     repo: TestRepo,

@@ -33,20 +33,6 @@ struct PlanEnv {
     plan: PathBuf,
 }
 
-/// `'…'`: a TOML literal string (no escapes; our temp paths have no quote).
-fn lit(p: &Path) -> String {
-    let s = p.to_str().expect("UTF-8 path");
-    assert!(!s.contains('\''), "{s}");
-    format!("'{s}'")
-}
-
-/// A 0600 file holding `secret` and a newline.
-fn secret_file(path: &Path, secret: &str) -> PathBuf {
-    fs::write(path, format!("{secret}\n")).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
-    path.to_path_buf()
-}
-
 impl PlanEnv {
     /// A fresh repository; the plan names it but has no sources yet.
     fn new() -> PlanEnv {

@@ -68,6 +68,18 @@ pub struct BlobLocation {
     pub raw_length: u32,
 }
 
+/// Who is indexing a pack, which decides how `deleted_packs` and blobs
+/// already indexed elsewhere are treated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PackOrigin {
+    /// A backup wrote it: refused if prune deleted it meanwhile.
+    Written,
+    /// A rebuild found the file in the storage.
+    Found,
+    /// Prune wrote it: its blobs' locations move to it.
+    Repacked,
+}
+
 /// How much of a pack the live blobs use.
 #[derive(Clone, Debug)]
 pub struct PackUsage {
@@ -253,7 +265,7 @@ impl Index {
     /// past its lease): rows naming a deleted pack would make later backups
     /// reference data that is gone.
     pub fn add_pack(&mut self, pack: &PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
-        self.insert_pack(pack, size, entries, false)
+        self.insert_pack(pack, size, entries, PackOrigin::Written)
     }
 
     /// Record a pack file found in the storage (rebuilds): it exists, so it
@@ -264,7 +276,17 @@ impl Index {
         size: u64,
         entries: &[PackEntry],
     ) -> Result<()> {
-        self.insert_pack(pack, size, entries, true)
+        self.insert_pack(pack, size, entries, PackOrigin::Found)
+    }
+
+    /// Record a pack written by prune: its blobs' locations move to it.
+    pub fn relocate_to_pack(
+        &mut self,
+        pack: &PackId,
+        size: u64,
+        entries: &[PackEntry],
+    ) -> Result<()> {
+        self.insert_pack(pack, size, entries, PackOrigin::Repacked)
     }
 
     fn insert_pack(
@@ -272,12 +294,12 @@ impl Index {
         pack: &PackId,
         size: u64,
         entries: &[PackEntry],
-        found: bool,
+        origin: PackOrigin,
     ) -> Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        if found {
+        if origin != PackOrigin::Written {
             tx.execute("DELETE FROM deleted_packs WHERE name = ?1", [&pack.0[..]])?;
         } else if tx
             .prepare_cached("SELECT 1 FROM deleted_packs WHERE name = ?1")?
@@ -301,10 +323,15 @@ impl Index {
                 r.get(0)
             })?;
         {
-            let mut st = tx.prepare_cached(
+            // a blob already indexed in another pack keeps its first
+            // location, unless prune moved it here
+            let mut st = tx.prepare_cached(if origin == PackOrigin::Repacked {
+                "INSERT OR REPLACE INTO blobs (id, type, pack, offset, length, raw_length)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+            } else {
                 "INSERT OR IGNORE INTO blobs (id, type, pack, offset, length, raw_length)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+            })?;
             for e in entries {
                 st.execute(params![
                     &e.id.0[..],
@@ -592,45 +619,6 @@ impl Index {
             });
         }
         Ok(out)
-    }
-
-    /// Record a pack written by prune: its blobs' locations move to it.
-    pub fn relocate_to_pack(
-        &mut self,
-        pack: &PackId,
-        size: u64,
-        entries: &[PackEntry],
-    ) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute("DELETE FROM deleted_packs WHERE name = ?1", [&pack.0[..]])?;
-        tx.execute(
-            "INSERT OR IGNORE INTO packs (name, size, blobs, added_ns) VALUES (?1, ?2, ?3, ?4)",
-            params![&pack.0[..], size as i64, entries.len() as i64, now_ns()],
-        )?;
-        let pack_row: i64 =
-            tx.query_row("SELECT id FROM packs WHERE name = ?1", [&pack.0[..]], |r| {
-                r.get(0)
-            })?;
-        {
-            let mut st = tx.prepare_cached(
-                "INSERT OR REPLACE INTO blobs (id, type, pack, offset, length, raw_length)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for e in entries {
-                st.execute(params![
-                    &e.id.0[..],
-                    e.blob_type as u8,
-                    pack_row,
-                    e.offset as i64,
-                    e.length as i64,
-                    e.raw_length as i64
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
     }
 
     /// Forget packs about to be deleted, with every blob row still naming

@@ -17,7 +17,7 @@ use crate::format::chunklist::{self, Content};
 use crate::format::tree::Tree;
 use crate::format::{BlobId, ObjectType, PackId, SnapshotId};
 use crate::index::Index;
-use crate::repo::{KEYS, PACKS, Repo, SNAPSHOTS, pack_path};
+use crate::repo::{KEYS, Repo, SNAPSHOTS, pack_path};
 
 /// The damage a scrub found — damaged packs and blobs — as objects with
 /// the snapshot entries each affects (damage no snapshot reaches is listed
@@ -166,14 +166,7 @@ fn check_packs(
 ) -> Result<HashMap<PackId, String>> {
     let mut bad = HashMap::new();
     let indexed = repo.index().packs()?;
-    let mut on_disk = std::collections::HashSet::new();
-    for dir in repo.storage().list(PACKS)? {
-        for name in repo.storage().list(&format!("{PACKS}/{dir}"))? {
-            if let Ok(id) = PackId::from_hex(&name) {
-                on_disk.insert(id);
-            }
-        }
-    }
+    let on_disk: std::collections::HashSet<PackId> = repo.pack_files()?.into_iter().collect();
     report.packs = on_disk.len() as u64;
     let known: std::collections::HashSet<PackId> = indexed.iter().map(|(p, _)| *p).collect();
     for p in on_disk.iter().filter(|p| !known.contains(p)) {

@@ -21,7 +21,7 @@ use crate::format::pack::PackEntry;
 use crate::format::tree::Tree;
 use crate::format::{BlobId, ObjectType, PackId};
 use crate::index::Index;
-use crate::repo::{PACKS, Repo, SNAPSHOTS, pack_path};
+use crate::repo::{Repo, SNAPSHOTS, pack_path};
 
 /// How much prune may do.
 #[derive(Clone, Debug)]
@@ -69,7 +69,7 @@ pub fn prune(repo: &Repo, opts: &PruneOptions) -> Result<PruneReport> {
     let usage = repo.index().pack_usage()?;
     report.packs = usage.len() as u64;
     // a pack the index knows but the storage lacks is damage, not garbage
-    let on_disk = pack_files(repo)?;
+    let on_disk: std::collections::HashSet<PackId> = repo.pack_files()?.into_iter().collect();
     if let Some(u) = usage
         .iter()
         .find(|u| u.live_blobs > 0 && !on_disk.contains(&u.pack))
@@ -280,17 +280,4 @@ fn mark_tree(repo: &Repo, reader: &Index, id: &BlobId) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Every pack file in the storage. A listing error stops prune.
-fn pack_files(repo: &Repo) -> Result<std::collections::HashSet<PackId>> {
-    let mut out = std::collections::HashSet::new();
-    for dir in repo.storage().list(PACKS)? {
-        for name in repo.storage().list(&format!("{PACKS}/{dir}"))? {
-            if let Ok(id) = PackId::from_hex(&name) {
-                out.insert(id);
-            }
-        }
-    }
-    Ok(out)
 }

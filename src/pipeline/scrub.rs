@@ -18,7 +18,7 @@ use crate::format::pack::{self, PackEntry};
 use crate::format::{BlobId, ObjectType, PackId};
 use crate::pipeline::engine::{self, Done};
 use crate::pipeline::{Progress, workers};
-use crate::repo::{PACKS, Repo, pack_path};
+use crate::repo::{Repo, pack_path};
 
 /// Which packs to verify: all, or the ones verified longest ago (never
 /// verified first) up to a share and/or a budget.
@@ -121,17 +121,12 @@ fn verify_blob(
 fn choose(repo: &Repo, opts: &ScrubOptions) -> Result<(Vec<PackId>, u64)> {
     let verified = repo.index().pack_verification()?;
     let mut packs: Vec<(i64, PackId, u64)> = Vec::new();
-    for dir in repo.storage().list(PACKS)? {
-        for name in repo.storage().list(&format!("{PACKS}/{dir}"))? {
-            let Ok(id) = PackId::from_hex(&name) else {
-                continue;
-            };
-            let (when, size) = match verified.get(&id) {
-                Some((size, when)) => (when.unwrap_or(i64::MIN), *size),
-                None => (i64::MIN, repo.storage().size(&pack_path(&id))?),
-            };
-            packs.push((when, id, size));
-        }
+    for id in repo.pack_files()? {
+        let (when, size) = match verified.get(&id) {
+            Some((size, when)) => (when.unwrap_or(i64::MIN), *size),
+            None => (i64::MIN, repo.storage().size(&pack_path(&id))?),
+        };
+        packs.push((when, id, size));
     }
     // packs the index names but the storage lacks: damage to report
     let listed: std::collections::HashSet<PackId> = packs.iter().map(|p| p.1).collect();

@@ -361,16 +361,9 @@ impl Repo {
         let (index, needs_rebuild) = if skip_index {
             (Index::in_memory(&repo_id)?, false)
         } else {
-            Index::open(&root.join(INDEX_FILE), &repo_id).map_err(|e| {
-                if e.kind() == ErrorKind::Locked {
-                    e
-                } else {
-                    e.with_hint(
-                        "the index is derived state: `coffre repair index` rebuilds it from \
-                         the repository",
-                    )
-                }
-            })?
+            // a damaged index file gets its repair hint where SQLite's
+            // errors are converted (error.rs)
+            Index::open(&root.join(INDEX_FILE), &repo_id)?
         };
         let repo = Repo {
             root: root.to_path_buf(),
@@ -668,24 +661,33 @@ impl Repo {
         Ok(())
     }
 
+    /// Every pack file in the storage (names that are not pack ids are
+    /// ignored). A listing error is an error, never "no packs".
+    pub fn pack_files(&self) -> Result<Vec<PackId>> {
+        let mut out = Vec::new();
+        for dir in self.storage.list(PACKS)? {
+            for name in self.storage.list(&format!("{PACKS}/{dir}"))? {
+                if let Ok(id) = PackId::from_hex(&name) {
+                    out.push(id);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Index every pack that the index does not know yet, from its header.
     pub fn rebuild_packs(&self) -> Result<usize> {
         let mut added = 0;
-        for dir in self.storage.list(PACKS)? {
-            for name in self.storage.list(&format!("{PACKS}/{dir}"))? {
-                let Ok(id) = PackId::from_hex(&name) else {
-                    continue;
-                };
-                if self.index().has_pack(&id)? {
-                    continue;
+        for id in self.pack_files()? {
+            if self.index().has_pack(&id)? {
+                continue;
+            }
+            match self.read_pack_header(&id) {
+                Ok((size, entries)) => {
+                    self.index().add_found_pack(&id, size, &entries)?;
+                    added += 1;
                 }
-                match self.read_pack_header(&id) {
-                    Ok((size, entries)) => {
-                        self.index().add_found_pack(&id, size, &entries)?;
-                        added += 1;
-                    }
-                    Err(e) => eprintln!("warning: pack {id}: {e}; its blobs are not indexed"),
-                }
+                Err(e) => eprintln!("warning: pack {id}: {e}; its blobs are not indexed"),
             }
         }
         Ok(added)

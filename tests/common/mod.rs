@@ -19,6 +19,21 @@ use tempfile::TempDir;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// `'…'`: a TOML literal string (no escapes; our temp paths have no quote).
+pub fn lit(p: &Path) -> String {
+    let s = p.to_str().expect("UTF-8 path");
+    assert!(!s.contains('\''), "{s}");
+    format!("'{s}'")
+}
+
+/// A 0600 file holding `secret` and a newline.
+pub fn secret_file(path: &Path, secret: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(path, format!("{secret}\n")).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+    path.to_path_buf()
+}
+
 /// Small Argon2 parameters: tests must not spend their time in the KDF.
 pub const FAST_KDF: [&str; 6] = [
     "--kdf-memory",
