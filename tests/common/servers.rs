@@ -2,12 +2,15 @@
 //! cluster, a MariaDB server and a Redis server, each in its own temp dir on
 //! a free loopback port (and a Unix socket where the server has one), each
 //! with a password that TCP clients must give, each stopped when dropped.
+//! Remote-repository servers the same way: an OpenSSH sshd for SFTP (key
+//! authentication, strict host key checking) and an S3 server (s3s-fs).
 //! Plus fake `mongodump` / `mongorestore` tools (mongod is not packaged for
 //! Debian 12) that check the stream contract coffre relies on.
 //!
 //! Passwords never go on a command line here either (SQL and server
 //! configuration go through stdin and files), so that tests watching
-//! `/proc/*/cmdline` for leaked passwords only see what coffre does.
+//! `/proc/*/cmdline` for leaked passwords only see what coffre does. The one
+//! exception is s3s-fs's secret key (see [`S3Server`]).
 
 use std::ffi::OsString;
 use std::fs;
@@ -653,6 +656,396 @@ impl Redis {
 }
 
 impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            kill_child(c);
+        }
+    }
+}
+
+// ------------------------------------------------------- readiness (children)
+
+/// How a child server's start went.
+enum Startup {
+    Up,
+    /// The child exited (typically: the port was taken meanwhile).
+    Exited,
+}
+
+/// Wait until `log` contains `needle` while `child` is still running.
+/// Panics, showing the log, when neither happens within `limit`.
+fn wait_for_log(
+    child: &mut Child,
+    log: &Path,
+    needle: &str,
+    what: &str,
+    limit: Duration,
+) -> Startup {
+    let start = Instant::now();
+    loop {
+        let text = fs::read_to_string(log).unwrap_or_default();
+        if child.try_wait().unwrap().is_some() {
+            return Startup::Exited;
+        }
+        if text.contains(needle) {
+            return Startup::Up;
+        }
+        if start.elapsed() > limit {
+            kill_child(child);
+            panic!(
+                "{what} not ready after {limit:?} (no {needle:?} in its log):\n{}",
+                fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An append-mode log file for a child's stdout/stderr.
+fn log_file(path: &Path) -> fs::File {
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+}
+
+// ---------------------------------------------------------------- OpenSSH sshd
+
+/// The name of the user the tests run as (`id -un`).
+pub fn current_user() -> String {
+    let o = check(
+        Command::new("id")
+            .arg("-un")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap(),
+        "id -un",
+    );
+    String::from_utf8(o.stdout).unwrap().trim().to_string()
+}
+
+/// A running throwaway OpenSSH server for SFTP (`sshd -D -e` as a child of
+/// the test, running as the current user) on 127.0.0.1; killed and reaped on
+/// drop.
+///
+/// Everything is in its temp dir: a fresh ed25519 host key, a fresh ed25519
+/// client key pair without passphrase ([`Sshd::key_file`], the only key in
+/// `authorized_keys`), a `known_hosts` holding the host key for
+/// `[127.0.0.1]:PORT` ([`Sshd::known_hosts`]), the config and the log.
+/// Password and keyboard-interactive logins are off; the SFTP subsystem is
+/// `internal-sftp`, so an [`Sshd::url`] path is an absolute path of this
+/// machine.
+pub struct Sshd {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    port: u16,
+    user: String,
+}
+
+impl Sshd {
+    pub fn start() -> Sshd {
+        require("sshd", "openssh-server");
+        require("ssh-keygen", "openssh-client");
+        // privilege separation directory; systemd-tmpfiles makes it elsewhere
+        fs::create_dir_all("/run/sshd").unwrap();
+        let dir = tempdir("coffre-ssh-");
+        for key in ["host_ed25519", "id_ed25519"] {
+            let mut c = Command::new("ssh-keygen");
+            c.args(["-q", "-t", "ed25519", "-N", "", "-C", "coffre-test", "-f"])
+                .arg(dir.path().join(key))
+                .stdin(Stdio::null());
+            check(output_within(c, Duration::from_secs(60)), "ssh-keygen");
+        }
+        fs::copy(
+            dir.path().join("id_ed25519.pub"),
+            dir.path().join("authorized_keys"),
+        )
+        .unwrap();
+        fs::create_dir(dir.path().join("xdg")).unwrap();
+        let mut s = Sshd {
+            dir,
+            child: None,
+            port: 0,
+            user: current_user(),
+        };
+        let d = s.dir.path().to_path_buf();
+        let host_pub = fs::read_to_string(d.join("host_ed25519.pub")).unwrap();
+        // "ssh-ed25519 AAAA… comment": known_hosts wants the first two fields
+        let host_key = host_pub
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let log = d.join("server.log");
+        let sshd = which("sshd"); // sshd re-executes itself: an absolute path
+        for _ in 0..5 {
+            let port = free_port();
+            let conf = format!(
+                "Port {port}\nListenAddress 127.0.0.1\nAddressFamily inet\n\
+                 HostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\n\
+                 AuthorizedKeysFile {d}/authorized_keys\n\
+                 UsePAM no\nStrictModes no\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+                 PermitRootLogin prohibit-password\n\
+                 MaxStartups 100\nMaxSessions 100\nLogLevel INFO\n\
+                 Subsystem sftp internal-sftp\n",
+                d = d.display()
+            );
+            fs::write(d.join("sshd_config"), conf).unwrap();
+            fs::write(
+                d.join("known_hosts"),
+                format!("[127.0.0.1]:{port} {host_key}\n"),
+            )
+            .unwrap();
+            let child = Command::new(&sshd)
+                .args(["-D", "-e", "-f"])
+                .arg(d.join("sshd_config"))
+                .stdin(Stdio::null())
+                .stdout(log_file(&log))
+                .stderr(log_file(&log))
+                .spawn()
+                .expect("run sshd (apt-get install -y openssh-server)");
+            s.child = Some(child);
+            let needle = format!("Server listening on 127.0.0.1 port {port}.");
+            let child = s.child.as_mut().unwrap();
+            match wait_for_log(child, &log, &needle, "sshd", Duration::from_secs(20)) {
+                Startup::Up => {
+                    s.port = port;
+                    return s;
+                }
+                Startup::Exited => {
+                    kill_child(child);
+                    s.child = None;
+                }
+            }
+        }
+        panic!("sshd did not start:\n{}", s.log());
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The login user: the current user.
+    pub fn user(&self) -> String {
+        self.user.clone()
+    }
+
+    /// The client's private key (ed25519, no passphrase, mode 0600).
+    pub fn key_file(&self) -> PathBuf {
+        self.dir.path().join("id_ed25519")
+    }
+
+    /// A known_hosts file with this server's host key for `[127.0.0.1]:PORT`
+    /// (use with `StrictHostKeyChecking=yes`).
+    pub fn known_hosts(&self) -> PathBuf {
+        self.dir.path().join("known_hosts")
+    }
+
+    /// `sftp://USER@127.0.0.1:PORT/ABS_PATH` (no percent-encoding: keep
+    /// test paths plain).
+    pub fn url(&self, path: &Path) -> String {
+        assert!(path.is_absolute(), "{} is not absolute", path.display());
+        let p = path.to_str().expect("UTF-8 path");
+        format!("sftp://{}@127.0.0.1:{}{p}", self.user, self.port)
+    }
+
+    /// Environment for a client process: `XDG_STATE_HOME` is a short
+    /// directory (the ssh control socket goes there, and a Unix socket path
+    /// must stay under 108 bytes).
+    pub fn ssh_env(&self) -> Vec<(String, String)> {
+        let xdg = self.dir.path().join("xdg");
+        vec![(
+            "XDG_STATE_HOME".to_string(),
+            xdg.to_str().unwrap().to_string(),
+        )]
+    }
+
+    /// Options for `ssh` / `sftp` / `scp` (not the port: `ssh -p`, but
+    /// `sftp -P`): no user config, this key only, the pre-filled known_hosts
+    /// checked strictly, batch mode.
+    pub fn ssh_opts(&self) -> Vec<String> {
+        vec![
+            "-F".into(),
+            "/dev/null".into(),
+            "-i".into(),
+            self.key_file().to_str().unwrap().into(),
+            "-o".into(),
+            "IdentitiesOnly=yes".into(),
+            "-o".into(),
+            format!("UserKnownHostsFile={}", self.known_hosts().display()),
+            "-o".into(),
+            "StrictHostKeyChecking=yes".into(),
+            "-o".into(),
+            "BatchMode=yes".into(),
+        ]
+    }
+
+    /// The server log so far (`sshd -e`: connections, auth failures).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            kill_child(c);
+        }
+    }
+}
+
+// ------------------------------------------------------------------- s3s-fs
+
+/// The s3s-fs binary, on PATH or in ~/.cargo/bin.
+pub fn s3s_fs_bin() -> PathBuf {
+    if let Some(p) = find_tool("s3s-fs") {
+        return p;
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    let p = Path::new(&home).join(".cargo/bin/s3s-fs");
+    if p.is_file() {
+        return p;
+    }
+    panic!(
+        "s3s-fs not found (on PATH or in ~/.cargo/bin): install it with \
+         `cargo install s3s-fs --version 0.14.1 --features binary --locked` \
+         (about 4 minutes; tests/run.sh does it) to run this test"
+    )
+}
+
+/// A running throwaway S3 server: s3s-fs, a real S3 protocol implementation
+/// (SigV4 auth, path-style requests only, `If-None-Match: *` honoured) that
+/// keeps objects as plain files. A child of the test; killed and reaped on
+/// drop. One bucket, [`S3Server::bucket`] (`coffre-test`), exists at start.
+///
+/// On disk ([`S3Server::data_dir`], the server's root): a bucket is a
+/// directory `DATA/BUCKET`, and object KEY of it is the file
+/// `DATA/BUCKET/KEY`, each `/` in KEY a directory level
+/// ([`S3Server::object_path`]); listing walks those directories, so any file
+/// there is an object, and deleting a file deletes the object. s3s-fs also
+/// keeps sidecars at the top of DATA, `.bucket-B64(BUCKET).object-B64(KEY)`
+/// `.internal.json` (ETag, i.e. the MD5 at PUT time, and checksums) and
+/// `.metadata.json` (B64: URL-safe base64 without padding). A GET returns
+/// the stored ETag: after a test rewrites an object file, the server still
+/// sends the old ETag (the bytes are the new ones).
+///
+/// The secret key is on s3s-fs's command line (it has no other way to take
+/// it): a test that scans `/proc/*/cmdline` for it must skip
+/// [`S3Server::pid`].
+pub struct S3Server {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    port: u16,
+    bucket: String,
+    access_key: String,
+    secret_key: String,
+}
+
+impl S3Server {
+    pub fn start() -> S3Server {
+        let bin = s3s_fs_bin();
+        let dir = tempdir("coffre-s3-");
+        let data = dir.path().join("data");
+        let bucket = "coffre-test".to_string();
+        // s3s-fs's CreateBucket is exactly this mkdir
+        fs::create_dir_all(data.join(&bucket)).unwrap();
+        let hex = |s: &str| blake3::hash(unique(s).as_bytes()).to_hex().to_string();
+        let mut s = S3Server {
+            dir,
+            child: None,
+            port: 0,
+            bucket,
+            access_key: format!("CFT{}", hex("ak")[..17].to_uppercase()),
+            secret_key: hex("sk")[..40].to_string(),
+        };
+        let log = s.dir.path().join("server.log");
+        for _ in 0..5 {
+            let port = free_port();
+            let child = Command::new(&bin)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", &s.access_key])
+                .args(["--secret-key", &s.secret_key])
+                .arg(&data)
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(log_file(&log))
+                .stderr(log_file(&log))
+                .spawn()
+                .expect("run s3s-fs");
+            s.child = Some(child);
+            let needle = format!("server is running at http://127.0.0.1:{port}");
+            let child = s.child.as_mut().unwrap();
+            match wait_for_log(child, &log, &needle, "s3s-fs", Duration::from_secs(20)) {
+                Startup::Up => {
+                    s.port = port;
+                    return s;
+                }
+                Startup::Exited => {
+                    kill_child(child);
+                    s.child = None;
+                }
+            }
+        }
+        panic!("s3s-fs did not start:\n{}", s.log());
+    }
+
+    /// `http://127.0.0.1:PORT` (path-style: `ENDPOINT/BUCKET/KEY`).
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    pub fn access_key(&self) -> &str {
+        &self.access_key
+    }
+
+    pub fn secret_key(&self) -> &str {
+        &self.secret_key
+    }
+
+    /// The server's root: bucket B is the directory `data_dir()/B`, object
+    /// KEY of it the file `data_dir()/B/KEY` (see [`S3Server`]).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Where object `key` of [`Self::bucket`] lives on disk.
+    pub fn object_path(&self, key: &str) -> PathBuf {
+        self.data_dir().join(&self.bucket).join(key)
+    }
+
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION=us-east-1`,
+    /// `AWS_ENDPOINT_URL` for a client process.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID".into(), self.access_key.clone()),
+            ("AWS_SECRET_ACCESS_KEY".into(), self.secret_key.clone()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("AWS_ENDPOINT_URL".into(), self.endpoint()),
+        ]
+    }
+
+    /// The s3s-fs process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// The server log so far (RUST_LOG=info).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for S3Server {
     fn drop(&mut self) {
         if let Some(c) = self.child.as_mut() {
             kill_child(c);
