@@ -16,6 +16,7 @@ use std::time::Duration;
 use coffre::format::chunklist::Content;
 use coffre::pipeline::{BackupSession, NoProgress, restore_stream};
 use coffre::repo::{InitOptions, Repo};
+use coffre::storage::Location;
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput};
 use criterion::{criterion_group, criterion_main};
 use tempfile::TempDir;
@@ -31,13 +32,14 @@ fn fresh_repo() -> (TempDir, Repo) {
         kdf_parallelism: 1,
         ..Default::default()
     };
-    Repo::init(&path, "pw", &opts).unwrap();
+    Repo::init(&Location::Local(path.clone()), "pw", &opts).unwrap();
     let repo = open(&path);
     (dir, repo)
 }
 
 fn open(path: &Path) -> Repo {
-    let repo = Repo::open(path, || Ok(zeroize::Zeroizing::new("pw".to_string()))).unwrap();
+    let location = Location::Local(path.to_path_buf());
+    let repo = Repo::open(&location, || Ok(zeroize::Zeroizing::new("pw".to_string()))).unwrap();
     repo.lock(false, "bench", std::time::Duration::ZERO)
         .unwrap();
     repo

@@ -19,6 +19,9 @@ pub struct Plan {
     pub repository: RepositorySection,
     #[serde(default, rename = "source")]
     pub sources: Vec<Source>,
+    /// Off-site copies (`coffre sync`; after each backup when asked).
+    #[serde(default, rename = "sync")]
+    pub sync_targets: Vec<SyncTarget>,
     /// The retention policy of the plan's snapshots (`coffre forget`).
     #[serde(default)]
     pub retention: Option<crate::retention::Policy>,
@@ -31,9 +34,26 @@ pub struct Plan {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RepositorySection {
-    pub path: Option<PathBuf>,
+    /// A directory or a URL (README "Remote repositories").
+    pub path: Option<String>,
     pub password_file: Option<PathBuf>,
     pub password_command: Option<String>,
+}
+
+/// A `[[sync]]` section: where `coffre sync` copies the repository.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SyncTarget {
+    /// A directory or a URL, like `--to`.
+    pub to: String,
+    /// Sync right after every `coffre backup` of this plan commits.
+    #[serde(default)]
+    pub after_backup: bool,
+    pub jobs: Option<usize>,
+    /// Like `--bwlimit` ("20M").
+    pub bwlimit: Option<String>,
+    /// Like `--verify` ("5%", "1/30").
+    pub verify: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -154,8 +174,20 @@ impl Plan {
                 *p = base.join(&*p);
             }
         };
+        // a relative directory is relative to the plan
+        let rel_location = |p: &mut String| -> Result<()> {
+            if let crate::storage::Location::Local(l) = crate::storage::Location::parse(p)?
+                && l.is_relative()
+            {
+                *p = base.join(l).to_string_lossy().into_owned();
+            }
+            Ok(())
+        };
         if let Some(p) = plan.repository.path.as_mut() {
-            rel(p);
+            rel_location(p)?;
+        }
+        for t in &mut plan.sync_targets {
+            rel_location(&mut t.to)?;
         }
         if let Some(p) = plan.repository.password_file.as_mut() {
             rel(p);

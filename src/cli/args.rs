@@ -21,9 +21,9 @@ pub struct Cli {
 
 #[derive(Args, Debug, Clone)]
 pub struct Global {
-    /// Repository directory
+    /// Repository: a directory, sftp://[USER@]HOST[:PORT]/PATH or s3://BUCKET[/PREFIX]
     #[arg(long, short = 'r', env = "COFFRE_REPO", global = true)]
-    pub repo: Option<PathBuf>,
+    pub repo: Option<String>,
     /// Read the password from the first line of this file
     #[arg(long, env = "COFFRE_PASSWORD_FILE", global = true)]
     pub password_file: Option<PathBuf>,
@@ -179,7 +179,7 @@ fn parse_percent(s: &str) -> Result<f64, String> {
     Ok(n / 100.0)
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(super) fn parse_size(s: &str) -> Result<u64, String> {
     let bad = || format!("{s:?} is not a size like 500M or 2G");
     let (n, mult) = match s.chars().last() {
         Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
@@ -194,12 +194,22 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 #[derive(Args, Debug)]
 pub struct SyncArgs {
-    /// Where the copy lives (a directory; remote storage comes with OpenDAL)
-    #[arg(long, value_name = "PATH")]
-    pub to: PathBuf,
-    /// Objects copied at once
-    #[arg(long, default_value_t = 4)]
-    pub jobs: usize,
+    /// Where the copy lives: a directory, sftp://[USER@]HOST[:PORT]/PATH or s3://BUCKET[/PREFIX]
+    /// (default: every [[sync]] target of the plan)
+    #[arg(long, value_name = "LOCATION")]
+    pub to: Option<String>,
+    /// Objects copied at once (default 4, or the plan's)
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Send at most this many bytes per second (e.g. 500K, 20M)
+    #[arg(long, value_name = "RATE", value_parser = parse_size)]
+    pub bwlimit: Option<u64>,
+    /// Also read back this share of what the copy already holds (e.g. 5%, 1/30) and send again what differs
+    #[arg(long, value_name = "SHARE", value_parser = parse_share)]
+    pub verify: Option<f64>,
+    /// Delete on the copy the snapshots forgotten here and the packs pruned here
+    #[arg(long)]
+    pub prune_remote: bool,
     /// Sync even if the copy lacks snapshots it held after the last sync
     #[arg(long)]
     pub accept_remote_state: bool,
@@ -447,7 +457,7 @@ pub struct ScrubArgs {
 }
 
 /// "1/7" or "10%".
-fn parse_share(s: &str) -> Result<f64, String> {
+pub(super) fn parse_share(s: &str) -> Result<f64, String> {
     let bad = || format!("{s:?} is not a share like 1/7 or 10%");
     let f = if let Some((n, d)) = s.split_once('/') {
         let n: f64 = n.trim().parse().map_err(|_| bad())?;

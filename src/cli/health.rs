@@ -89,14 +89,18 @@ pub fn run(g: &Global, a: HealthArgs) -> Result<i32> {
         });
     }
     let scrub = scrub_health(&repo, now_ns, &a, &mut findings)?;
-    let disk = disk_health(repo.root(), &a, &mut findings)?;
+    // a remote's free space is not ours to measure
+    let disk = match repo.location().local_path() {
+        Some(root) => Some(disk_health(root, &a, &mut findings)?),
+        None => None,
+    };
     let status = findings
         .iter()
         .map(|f| f.status)
         .max()
         .unwrap_or(Status::Ok);
     if let Some(file) = &a.prometheus {
-        write_prometheus(file, status, &series, &scrub, &disk)?;
+        write_prometheus(file, status, &series, &scrub, disk.as_ref())?;
     }
     if a.json {
         print_json(&serde_json::json!({
@@ -133,12 +137,14 @@ pub fn run(g: &Global, a: HealthArgs) -> Result<i32> {
                 String::new()
             }
         );
-        eprintln!(
-            "disk: {} free of {} ({:.0}%)",
-            indicatif::HumanBytes(disk.free_bytes),
-            indicatif::HumanBytes(disk.total_bytes),
-            disk.free_ratio * 100.0
-        );
+        if let Some(disk) = &disk {
+            eprintln!(
+                "disk: {} free of {} ({:.0}%)",
+                indicatif::HumanBytes(disk.free_bytes),
+                indicatif::HumanBytes(disk.total_bytes),
+                disk.free_ratio * 100.0
+            );
+        }
         for f in &findings {
             eprintln!(
                 "{}: {}: {}",
@@ -343,7 +349,7 @@ fn write_prometheus(
     status: Status,
     series: &[SeriesHealth],
     scrub: &ScrubHealth,
-    disk: &DiskHealth,
+    disk: Option<&DiskHealth>,
 ) -> Result<()> {
     let mut m = String::new();
     let mut metric = |name: &str, help: &str, kind: &str, samples: Vec<(String, String)>| {
@@ -410,12 +416,14 @@ fn write_prometheus(
         "gauge",
         one(scrub.damaged_packs.to_string()),
     );
-    metric(
-        "coffre_repository_free_bytes",
-        "Free bytes on the repository's file system.",
-        "gauge",
-        one(disk.free_bytes.to_string()),
-    );
+    if let Some(disk) = disk {
+        metric(
+            "coffre_repository_free_bytes",
+            "Free bytes on the repository's file system.",
+            "gauge",
+            one(disk.free_bytes.to_string()),
+        );
+    }
     metric(
         "coffre_health_status",
         "0 ok, 1 warning, 2 critical.",

@@ -1,13 +1,13 @@
 //! `coffre init`
 
 use super::args::{Global, InitArgs};
-use super::{password, repo_path};
+use super::{password, repo_location};
 use crate::error::Result;
 use crate::format::config::ChunkerParams;
 use crate::repo::{InitOptions, Repo};
 
 pub fn run(g: &Global, a: InitArgs) -> Result<i32> {
-    let path = repo_path(g)?;
+    let location = repo_location(g)?;
     let kib = a.chunk_size.saturating_mul(1024);
     let opts = InitOptions {
         kdf_memory_kib: a.kdf_memory.saturating_mul(1024),
@@ -22,15 +22,10 @@ pub fn run(g: &Global, a: InitArgs) -> Result<i32> {
         pack_size: a.pack_size.saturating_mul(1 << 20),
     };
     // fail on an existing repository before asking for a password
-    if path.join(crate::repo::CONFIG).exists() {
-        return Err(crate::Error::usage(format!(
-            "{} already holds a coffre repository",
-            path.display()
-        )));
-    }
+    crate::repo::check_can_init(&location)?;
     let pw = password::get_new(g)?;
-    let id = Repo::init(&path, &pw, &opts)?;
-    eprintln!("created coffre repository {id} at {}", path.display());
+    let id = Repo::init(&location, &pw, &opts)?;
+    eprintln!("created coffre repository {id} at {location}");
     eprintln!("keep the password safe: without it the backups cannot be read");
     Ok(0)
 }

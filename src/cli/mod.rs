@@ -28,12 +28,11 @@ mod scrub;
 mod sync;
 mod unlock;
 
-use std::path::PathBuf;
-
 use clap::Parser;
 
 use crate::error::{Error, Result};
 use crate::repo::Repo;
+use crate::storage::Location;
 use args::{Cli, Command, FilterArgs, Global};
 
 /// Exit code when a backup was saved but some files could not be read.
@@ -94,7 +93,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Repair(args::RepairCommand::Snapshots(a)) => repair::snapshots(g, a),
         Command::Key(k) => key::run(g, k),
         Command::Unlock(a) => unlock::run(g, a),
-        Command::Sync(a) => sync::run(g, a),
+        Command::Sync(a) => sync::run(g, plan.as_ref(), a),
         Command::Forget(a) => forget::run(g, plan.as_ref(), a),
         Command::Prune(a) => prune::run(g, a),
     }
@@ -117,16 +116,17 @@ fn with_plan(mut g: Global) -> Result<(Global, Option<crate::plan::Plan>)> {
     Ok((g, plan))
 }
 
-fn repo_path(g: &Global) -> Result<PathBuf> {
-    g.repo.clone().ok_or_else(|| {
+fn repo_location(g: &Global) -> Result<Location> {
+    let s = g.repo.as_deref().ok_or_else(|| {
         Error::usage("no repository given")
             .with_hint("pass --repo PATH, set COFFRE_REPO, or name it in the plan (coffre.toml)")
-    })
+    })?;
+    Location::parse(s)
 }
 
 fn open_repo(g: &Global) -> Result<Repo> {
-    let path = repo_path(g)?;
-    Repo::open(&path, || password::get(g))
+    let location = repo_location(g)?;
+    Repo::open(&location, || password::get(g))
 }
 
 /// Open the repository and take a lock for `command`: shared for backups

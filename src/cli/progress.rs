@@ -36,6 +36,7 @@ impl Bar {
             format!("{verb} {{spinner}} {{bytes}} {{binary_bytes_per_sec}} {{elapsed}} {{msg}}")
         };
         bar.set_style(ProgressStyle::with_template(&tmpl).unwrap());
+        bar.set_prefix(verb.to_string());
         bar.enable_steady_tick(Duration::from_millis(200));
         Bar {
             bar: Some(bar),
@@ -62,6 +63,22 @@ impl Bar {
 }
 
 impl Progress for Bar {
+    fn total(&self, bytes: u64) {
+        if let Some(b) = &self.bar {
+            b.set_length(bytes);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{prefix} {bytes}/{total_bytes} {wide_bar} {binary_bytes_per_sec} eta {eta} {msg}",
+                )
+                .unwrap(),
+            );
+        }
+    }
+    fn objects(&self, done: u64, total: u64) {
+        if let Some(b) = &self.bar {
+            b.set_message(format!("{done}/{total} objects"));
+        }
+    }
     fn bytes(&self, n: u64) {
         if let Some(b) = &self.bar {
             b.inc(n);

@@ -1,7 +1,7 @@
 //! `coffre repair index | snapshots`
 
 use super::args::{Global, RepairSnapshotsArgs};
-use super::{open_locked, password, print_json, repo_path};
+use super::{open_locked, password, print_json, repo_location};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::snapshot::Failure;
 use crate::repo::Repo;
@@ -11,8 +11,8 @@ pub const REPAIRED: &str = "repaired";
 
 /// `coffre repair index`
 pub fn index(g: &Global) -> Result<i32> {
-    let path = repo_path(g)?;
-    let repo = Repo::open_rebuilding_index(&path, || password::get(g), g.lock_wait)?;
+    let location = repo_location(g)?;
+    let repo = Repo::open_rebuilding_index(&location, || password::get(g), g.lock_wait)?;
     let packs = repo.index().packs()?.len();
     let snapshots = repo.index().snapshot_ids()?.len();
     eprintln!("rebuilt the index: {packs} pack(s), {snapshots} snapshot(s)");

@@ -252,6 +252,14 @@ impl Index {
         Ok(st.exists([&id.0[..]])?)
     }
 
+    /// Did a prune of this repository delete the pack?
+    pub fn was_deleted(&self, id: &PackId) -> Result<bool> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT 1 FROM deleted_packs WHERE name = ?1")?;
+        Ok(st.exists([&id.0[..]])?)
+    }
+
     pub fn has_pack(&self, id: &PackId) -> Result<bool> {
         let mut st = self
             .conn

@@ -21,7 +21,7 @@ pub use check::{CheckReport, Damage, DamagedSnapshots, check, damaged_snapshots}
 pub use prune::{PruneOptions, PruneReport, prune};
 pub use restore::{RestoreOptions, restore_stream, restore_tree};
 pub use scrub::{ScrubOptions, ScrubReport, scrub};
-pub use sync::{HighWater, SyncReport, sync};
+pub use sync::{HighWater, SyncOptions, SyncReport, sync};
 pub use verify::{narrow_entry, verify_entry};
 pub use walk::TreeEvent;
 
@@ -35,6 +35,10 @@ pub trait Progress: Send + Sync {
     fn reused(&self, _n: u64) {}
     /// A file or directory was finished.
     fn item(&self, _path: &str) {}
+    /// The work ahead is now known: `bytes` in all (sync).
+    fn total(&self, _bytes: u64) {}
+    /// `done` of `total` objects copied (sync).
+    fn objects(&self, _done: u64, _total: u64) {}
     /// Something was skipped; the operation goes on.
     fn warn(&self, message: &str) {
         eprintln!("warning: {message}");

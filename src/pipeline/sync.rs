@@ -4,19 +4,38 @@
 //! Order makes the copy consistent at every moment: config and keys first,
 //! then the packs the copy lacks, and only then the snapshots that
 //! reference them. Each copied object is read back and compared (size and
-//! BLAKE3 of the bytes). Nothing is ever deleted on the copy. A local
-//! high-water mark of the snapshots the copy held after the last sync
-//! catches a copy that was rolled back or lost snapshots.
+//! BLAKE3 of the bytes). Nothing is deleted on the copy unless asked
+//! (`--prune-remote`), and then only what this repository's own forget and
+//! prune removed. A local high-water mark of the snapshots the copy held
+//! after the last sync catches a copy that was rolled back or lost
+//! snapshots.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::format::PackId;
 use crate::pipeline::Progress;
 use crate::repo::{CONFIG, KEYS, PACKS, Repo, SNAPSHOTS};
 use crate::storage::Storage;
+
+/// How a sync runs.
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    /// Objects copied at once.
+    pub jobs: usize,
+    /// Bytes per second sent at most (averaged over objects).
+    pub bwlimit: Option<u64>,
+    /// Share (0..=1) of the objects already on the copy to read back and
+    /// compare with ours.
+    pub verify: f64,
+    /// Delete on the copy the snapshots this repository forgot and the
+    /// packs its prune deleted.
+    pub prune_remote: bool,
+}
 
 /// What a sync did.
 #[derive(Debug, Default, Serialize)]
@@ -28,6 +47,14 @@ pub struct SyncReport {
     pub snapshots_sent: u64,
     /// Snapshots the copy holds after the sync.
     pub snapshots_remote: u64,
+    /// Objects already on the copy that were read back and compared.
+    pub objects_verified: u64,
+    pub bytes_verified: u64,
+    /// Objects found damaged or missing on the copy, and sent again.
+    pub objects_repaired: Vec<String>,
+    pub snapshots_deleted: u64,
+    pub packs_deleted: u64,
+    pub seconds: f64,
 }
 
 /// What the copy held after the last sync (kept locally, never synced).
@@ -37,24 +64,50 @@ pub struct HighWater {
     pub snapshots: BTreeSet<String>,
 }
 
-/// Files of `dir` (one level) or of its two-hex-digit subdirectories (packs).
-fn names(storage: &dyn Storage, dir: &str, nested: bool) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for n in storage.list(dir)? {
-        if nested {
-            for m in storage.list(&format!("{dir}/{n}"))? {
-                out.push(format!("{dir}/{n}/{m}"));
-            }
-        } else {
-            out.push(format!("{dir}/{n}"));
+/// Paths of the objects under `dir` (`dir/name`, or `dir/xx/name` for packs).
+fn names(storage: &dyn Storage, dir: &str) -> Result<BTreeSet<String>> {
+    Ok(storage
+        .list_files(dir)?
+        .into_iter()
+        .map(|n| format!("{dir}/{n}"))
+        .collect())
+}
+
+/// A bandwidth cap shared by the copying threads: each object reserves
+/// its bytes' worth of time and waits for its turn.
+struct Limiter {
+    rate: Option<u64>,
+    next: Mutex<Instant>,
+}
+
+impl Limiter {
+    fn new(rate: Option<u64>) -> Limiter {
+        Limiter {
+            rate: rate.filter(|r| *r > 0),
+            next: Mutex::new(Instant::now()),
         }
     }
-    Ok(out)
+
+    fn take(&self, bytes: u64) {
+        let Some(rate) = self.rate else { return };
+        let start = {
+            let mut next = self.next.lock().unwrap();
+            let now = Instant::now();
+            let start = (*next).max(now);
+            *next = start + Duration::from_secs_f64(bytes as f64 / rate as f64);
+            start
+        };
+        let now = Instant::now();
+        if start > now {
+            std::thread::sleep(start - now);
+        }
+    }
 }
 
 /// Copy one object and read it back; the bytes sent.
-fn copy(src: &dyn Storage, dst: &dyn Storage, path: &str) -> Result<u64> {
+fn copy(src: &dyn Storage, dst: &dyn Storage, path: &str, limiter: &Limiter) -> Result<u64> {
     let bytes = src.read(path)?;
+    limiter.take(bytes.len() as u64);
     dst.write_atomic(path, &[&bytes])?;
     let back = dst.read(path)?;
     if back.len() != bytes.len() || blake3::hash(&back) != blake3::hash(&bytes) {
@@ -68,15 +121,29 @@ fn copy(src: &dyn Storage, dst: &dyn Storage, path: &str) -> Result<u64> {
     Ok(bytes.len() as u64)
 }
 
+/// Read an object on the copy and compare it with ours. `Ok(false)`: it
+/// is missing or differs.
+fn same_on_copy(src: &dyn Storage, dst: &dyn Storage, path: &str) -> Result<(bool, u64)> {
+    let ours = src.read(path)?;
+    let theirs = match dst.read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok((false, 0)),
+        Err(e) => return Err(e),
+    };
+    let same = theirs.len() == ours.len() && blake3::hash(&theirs) == blake3::hash(&ours);
+    Ok((same, theirs.len() as u64))
+}
+
 /// Copy what `dst` lacks. `high_water`: what the copy held after the last
 /// sync; a copy lacking any of those snapshots is refused.
 pub fn sync(
     repo: &Repo,
     dst: &dyn Storage,
     high_water: &HighWater,
-    jobs: usize,
+    opts: &SyncOptions,
     progress: &dyn Progress,
 ) -> Result<(SyncReport, HighWater)> {
+    let started = Instant::now();
     let src = repo.storage();
     let mut report = SyncReport::default();
 
@@ -94,7 +161,7 @@ pub fn sync(
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let remote_snaps: BTreeSet<String> = names(dst, SNAPSHOTS, false)?.into_iter().collect();
+    let remote_snaps = names(dst, SNAPSHOTS)?;
     let lost: Vec<&String> = high_water
         .snapshots
         .iter()
@@ -113,37 +180,98 @@ pub fn sync(
         ));
     }
 
-    // config and keys first (small), then packs, then snapshots
-    let mut plan: Vec<Vec<String>> = Vec::new();
-    let mut first = vec![CONFIG.to_string()];
-    first.extend(names(src, KEYS, false)?);
-    plan.push(first);
-    plan.push(names(src, PACKS, true)?);
-    plan.push(names(src, SNAPSHOTS, false)?);
-    for (step, paths) in plan.into_iter().enumerate() {
-        let have: BTreeSet<String> = match step {
-            0 => {
-                let mut h: BTreeSet<String> = names(dst, KEYS, false)?.into_iter().collect();
-                if dst.exists(CONFIG)? {
-                    h.insert(CONFIG.to_string());
-                }
-                h
+    // what each side holds
+    let mut ours_first = BTreeSet::from([CONFIG.to_string()]);
+    ours_first.extend(names(src, KEYS)?);
+    let mut theirs_first = names(dst, KEYS)?;
+    if dst.exists(CONFIG)? {
+        theirs_first.insert(CONFIG.to_string());
+    }
+    let ours_packs = names(src, PACKS)?;
+    let theirs_packs = names(dst, PACKS)?;
+    let ours_snaps = names(src, SNAPSHOTS)?;
+    let steps = [
+        (ours_first, theirs_first),
+        (ours_packs, theirs_packs),
+        (ours_snaps, remote_snaps.clone()),
+    ];
+
+    // a sample of what is there is read back first: damaged or missing
+    // objects join the objects to send
+    let mut resend: BTreeSet<String> = BTreeSet::new();
+    if opts.verify > 0.0 {
+        let present: Vec<&String> = steps
+            .iter()
+            .flat_map(|(ours, theirs)| ours.intersection(theirs))
+            .collect();
+        let sample = sample(&present, opts.verify);
+        let bad = Mutex::new(Vec::new());
+        let verified = Mutex::new((0u64, 0u64));
+        parallel(&sample, opts.jobs, |path| {
+            let (same, n) = same_on_copy(src, dst, path)?;
+            let mut v = verified.lock().unwrap();
+            v.0 += 1;
+            v.1 += n;
+            if !same {
+                progress.warn(&format!(
+                    "{path} is damaged or missing on the copy; sending it again"
+                ));
+                bad.lock().unwrap().push(path.to_string());
             }
-            1 => names(dst, PACKS, true)?.into_iter().collect(),
-            _ => remote_snaps.clone(),
-        };
-        let todo: Vec<String> = paths.into_iter().filter(|p| !have.contains(p)).collect();
-        report.objects_present += have.len() as u64;
-        copy_all(src, dst, &todo, jobs, progress, &mut report)?;
+            Ok(())
+        })?;
+        (report.objects_verified, report.bytes_verified) = verified.into_inner().unwrap();
+        resend = bad.into_inner().unwrap().into_iter().collect();
+        report.objects_repaired = resend.iter().cloned().collect();
+    }
+
+    let todo: Vec<Vec<String>> = steps
+        .iter()
+        .map(|(ours, theirs)| {
+            ours.iter()
+                .filter(|p| !theirs.contains(*p) || resend.contains(*p))
+                .cloned()
+                .collect()
+        })
+        .collect();
+    for (i, (ours, _)) in steps.iter().enumerate() {
+        report.objects_present += (ours.len() - todo[i].len()) as u64;
+    }
+    let mut total = 0;
+    for p in todo.iter().flatten() {
+        total += src.size(p)?;
+    }
+    progress.total(total);
+    let count = todo.iter().map(Vec::len).sum::<usize>() as u64;
+    let limiter = Limiter::new(opts.bwlimit);
+    let sent = Mutex::new((0u64, 0u64));
+    for (step, paths) in todo.iter().enumerate() {
+        parallel(paths, opts.jobs, |path| {
+            let n =
+                copy(src, dst, path, &limiter).map_err(|e| e.context(format!("copying {path}")))?;
+            progress.bytes(n);
+            let mut s = sent.lock().unwrap();
+            s.0 += 1;
+            s.1 += n;
+            progress.objects(s.0, count);
+            Ok(())
+        })?;
         if step == 2 {
-            report.snapshots_sent = todo.len() as u64;
+            report.snapshots_sent = paths.len() as u64;
         }
     }
-    let after: BTreeSet<String> = names(dst, SNAPSHOTS, false)?
+    (report.objects_sent, report.bytes_sent) = sent.into_inner().unwrap();
+
+    if opts.prune_remote {
+        prune_remote(repo, dst, high_water, &steps[1].0, &steps[2].0, &mut report)?;
+    }
+
+    let after: BTreeSet<String> = names(dst, SNAPSHOTS)?
         .into_iter()
         .filter_map(|p| p.strip_prefix(&format!("{SNAPSHOTS}/")).map(str::to_string))
         .collect();
     report.snapshots_remote = after.len() as u64;
+    report.seconds = started.elapsed().as_secs_f64();
     Ok((
         report,
         HighWater {
@@ -153,47 +281,94 @@ pub fn sync(
     ))
 }
 
-/// Copy `paths` with `jobs` threads; memory is bounded by `jobs` objects.
-fn copy_all(
-    src: &dyn Storage,
+/// Apply this repository's forget and prune decisions to the copy:
+/// snapshots the copy held after the last sync that this repository has
+/// since forgotten, then packs this repository's prune deleted. Refused
+/// when the copy holds snapshots this repository never had (another
+/// writer's): their data could live in those packs.
+fn prune_remote(
+    repo: &Repo,
     dst: &dyn Storage,
-    paths: &[String],
-    jobs: usize,
-    progress: &dyn Progress,
+    high_water: &HighWater,
+    ours_packs: &BTreeSet<String>,
+    ours_snaps: &BTreeSet<String>,
     report: &mut SyncReport,
 ) -> Result<()> {
+    let theirs = names(dst, SNAPSHOTS)?;
+    let mut forgotten = Vec::new();
+    for path in theirs.difference(ours_snaps) {
+        let id = path.strip_prefix(&format!("{SNAPSHOTS}/")).unwrap_or(path);
+        if high_water.snapshots.contains(id) {
+            forgotten.push(path.clone());
+        } else {
+            return Err(Error::usage(format!(
+                "the copy holds snapshot {id}, which this repository never sent: another \
+                 machine writes there, and its data may live in packs pruned here"
+            ))
+            .with_hint(
+                "prune the copy itself (`coffre prune --repo TARGET`) instead of --prune-remote",
+            ));
+        }
+    }
+    // snapshots first: the copy stays consistent at every moment
+    for path in &forgotten {
+        dst.remove(path)?;
+        report.snapshots_deleted += 1;
+    }
+    for path in names(dst, PACKS)?.difference(ours_packs) {
+        let Some(id) = path
+            .rsplit('/')
+            .next()
+            .and_then(|n| PackId::from_hex(n).ok())
+        else {
+            continue;
+        };
+        if repo.index().was_deleted(&id)? {
+            dst.remove(path)?;
+            report.packs_deleted += 1;
+        }
+    }
+    dst.remove_stale_tmp(Duration::from_secs(3600))?;
+    Ok(())
+}
+
+/// Every `1/fraction`-th object, from a random starting point (all of them
+/// for 1.0, at least one when there are any).
+fn sample<'a>(items: &[&'a String], fraction: f64) -> Vec<&'a String> {
+    if items.is_empty() {
+        return Vec::new();
+    }
+    let want = ((items.len() as f64 * fraction).ceil() as usize).clamp(1, items.len());
+    let start = u64::from_le_bytes(crate::crypto::random_array()) as usize % items.len();
+    (0..want)
+        .map(|i| items[(start + i * items.len() / want) % items.len()])
+        .collect()
+}
+
+/// Run `f` on every path with `jobs` threads; memory is bounded by `jobs`
+/// objects. The first error stops the others and is returned.
+fn parallel<S: AsRef<str> + Sync>(
+    paths: &[S],
+    jobs: usize,
+    f: impl Fn(&str) -> Result<()> + Sync,
+) -> Result<()> {
     let next = Mutex::new(paths.iter());
-    let totals = Mutex::new((0u64, 0u64));
     let failed: Mutex<Option<Error>> = Mutex::new(None);
     std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
+        for _ in 0..jobs.clamp(1, paths.len().max(1)) {
             s.spawn(|| {
-                loop {
-                    if failed.lock().unwrap().is_some() {
-                        return;
-                    }
+                while failed.lock().unwrap().is_none() {
                     let Some(path) = next.lock().unwrap().next() else {
                         return;
                     };
-                    match copy(src, dst, path) {
-                        Ok(n) => {
-                            progress.bytes(n);
-                            let mut t = totals.lock().unwrap();
-                            t.0 += 1;
-                            t.1 += n;
-                        }
-                        Err(e) => {
-                            *failed.lock().unwrap() = Some(e.context(format!("copying {path}")));
-                            return;
-                        }
+                    if let Err(e) = f(path.as_ref()) {
+                        failed.lock().unwrap().get_or_insert(e);
+                        return;
                     }
                 }
             });
         }
     });
-    let (objects, bytes) = *totals.lock().unwrap();
-    report.objects_sent += objects;
-    report.bytes_sent += bytes;
     match failed.into_inner().unwrap() {
         Some(e) => Err(e),
         None => Ok(()),

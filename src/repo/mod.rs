@@ -19,7 +19,7 @@ use crate::format::pack;
 use crate::format::snapshot::Snapshot;
 use crate::format::{BlobId, METADATA_CAP, PackId, RepoId, SnapshotId};
 use crate::index::{BlobLocation, Index};
-use crate::storage::{LocalStorage, Storage};
+use crate::storage::{Location, Storage};
 
 pub const CONFIG: &str = "config";
 pub const KEYS: &str = "keys";
@@ -27,7 +27,7 @@ pub const PACKS: &str = "packs";
 pub const SNAPSHOTS: &str = "snapshots";
 pub use lock::LOCKS;
 pub const INDEX_DIR: &str = "index";
-pub const INDEX_FILE: &str = "index/index.sqlite";
+const INDEX_NAME: &str = "index.sqlite";
 
 pub fn pack_path(id: &PackId) -> String {
     let h = id.to_hex();
@@ -79,6 +79,22 @@ fn remove_if_present(p: &Path) -> Result<()> {
     }
 }
 
+/// The storage at `location` if a repository can be created there: it
+/// holds none and is empty (or absent).
+pub fn check_can_init(location: &Location) -> Result<std::sync::Arc<dyn Storage>> {
+    let storage = crate::storage::open(location)?;
+    if storage.exists(CONFIG)? {
+        return Err(Error::usage(format!(
+            "{location} already holds a coffre repository"
+        )));
+    }
+    if !storage.list("")?.is_empty() {
+        return Err(Error::usage(format!("{location} exists and is not empty"))
+            .with_hint("choose a new or empty place for the repository"));
+    }
+    Ok(storage)
+}
+
 /// A password, wiped from memory when dropped.
 pub type Password = Zeroizing<String>;
 
@@ -111,7 +127,10 @@ impl Default for InitOptions {
 
 /// An open repository: its keys, its parameters and its index.
 pub struct Repo {
-    root: PathBuf,
+    location: Location,
+    /// Where the SQLite index lives: `index/` inside a local repository,
+    /// a per-repository cache directory for a remote one.
+    index_dir: PathBuf,
     storage: std::sync::Arc<dyn Storage>,
     repo_id: RepoId,
     keys: Keys,
@@ -126,15 +145,32 @@ pub struct Repo {
     verify_all: std::sync::atomic::AtomicBool,
 }
 
-fn no_repo(root: &Path) -> Error {
+fn no_repo(location: &Location) -> Error {
     Error::new(
         ErrorKind::NoRepository,
-        format!("no coffre repository at {}", root.display()),
+        format!("no coffre repository at {location}"),
     )
     .with_hint(format!(
-        "create one with `coffre init --repo {}`, or check --repo / COFFRE_REPO",
-        root.display()
+        "create one with `coffre init --repo {location}`, or check --repo / COFFRE_REPO"
     ))
+}
+
+/// Where the indexes of remote repositories are kept: `COFFRE_CACHE_DIR`,
+/// else `$XDG_CACHE_HOME/coffre`, else `~/.cache/coffre`.
+pub fn cache_root() -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os("COFFRE_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d).join("coffre"));
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(h) => Ok(PathBuf::from(h).join(".cache").join("coffre")),
+        None => Err(
+            Error::usage("no place for the local index of a remote repository")
+                .with_hint("set COFFRE_CACHE_DIR (or HOME)"),
+        ),
+    }
 }
 
 pub fn host_name() -> String {
@@ -159,26 +195,9 @@ pub fn now_rfc3339() -> String {
 }
 
 impl Repo {
-    /// Create a repository at `root`, which must not exist or be an empty directory.
-    pub fn init(root: &Path, password: &str, opts: &InitOptions) -> Result<RepoId> {
-        if root.join(CONFIG).exists() {
-            return Err(Error::usage(format!(
-                "{} already holds a coffre repository",
-                root.display()
-            )));
-        }
-        if root.exists() {
-            let nonempty = std::fs::read_dir(root)
-                .map_err(|e| Error::io("reading", root, e))?
-                .next()
-                .is_some();
-            if nonempty {
-                return Err(
-                    Error::usage(format!("{} exists and is not empty", root.display()))
-                        .with_hint("choose a new or empty directory for the repository"),
-                );
-            }
-        }
+    /// Create a repository at `location`, which must not exist or be empty.
+    pub fn init(location: &Location, password: &str, opts: &InitOptions) -> Result<RepoId> {
+        let storage = check_can_init(location)?;
         if password.is_empty() {
             return Err(
                 Error::usage("the password is empty").with_hint("choose a non-empty password")
@@ -210,11 +229,11 @@ impl Repo {
             &user_name(),
             None,
         )?;
-        crate::storage::create_dir_private(root).map_err(|e| Error::io("creating", root, e))?;
-        let storage = LocalStorage::new(root);
-        for dir in [KEYS, PACKS, SNAPSHOTS, INDEX_DIR, "tmp"] {
-            crate::storage::create_dir_private(&root.join(dir))
-                .map_err(|e| Error::io("creating", root, e))?;
+        if let Some(root) = location.local_path() {
+            for dir in ["", KEYS, PACKS, SNAPSHOTS, INDEX_DIR, "tmp"] {
+                crate::storage::create_dir_private(&root.join(dir))
+                    .map_err(|e| Error::io("creating", root, e))?;
+            }
         }
         storage.write_atomic(&format!("{KEYS}/{}", kf.id), &[&kf.to_bytes()])?;
         let keys = Keys::derive(&master);
@@ -227,19 +246,23 @@ impl Repo {
     }
 
     /// Read the repository id without a password (fails if there is no repository).
-    pub fn peek_id(root: &Path) -> Result<RepoId> {
-        let bytes = match std::fs::read(root.join(CONFIG)) {
+    fn peek_id(storage: &dyn Storage, location: &Location) -> Result<RepoId> {
+        let bytes = match storage.read(CONFIG) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no_repo(root)),
-            Err(e) => return Err(Error::io("reading", &root.join(CONFIG), e)),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(no_repo(location)),
+            Err(e) => return Err(e),
         };
-        config::read_header(&bytes).map_err(|e| e.context(root.join(CONFIG).display()))
+        config::read_header(&bytes).map_err(|e| e.context(format!("{location}: config")))
     }
 
-    /// Open the repository at `root`. `password` is only called once we know a
-    /// repository is there.
-    pub fn open(root: &Path, password: impl FnOnce() -> Result<Password>) -> Result<Repo> {
-        Self::open_with(root, password, false)
+    /// Open the repository at `location`. `password` is only called once we
+    /// know a repository is there.
+    pub fn open(location: &Location, password: impl FnOnce() -> Result<Password>) -> Result<Repo> {
+        Self::open_with(location, password, false)
+    }
+
+    fn index_file(&self) -> PathBuf {
+        self.index_dir.join(INDEX_NAME)
     }
 
     /// Open the repository with a new index built from its packs and
@@ -247,16 +270,16 @@ impl Repo {
     /// The new index is built beside the old one, which stays in place
     /// until the new one is complete.
     pub fn open_rebuilding_index(
-        root: &Path,
+        location: &Location,
         password: impl FnOnce() -> Result<Password>,
         lock_wait: std::time::Duration,
     ) -> Result<Repo> {
         // the keys must open before anything is touched
-        let unlocked = Self::open_with(root, password, true)?;
+        let unlocked = Self::open_with(location, password, true)?;
         let storage = unlocked.storage.clone();
         let lock = lock::RepoLock::acquire(storage, true, "repair index", lock_wait)?;
-        let index_path = root.join(INDEX_FILE);
-        let fresh = root.join(INDEX_DIR).join("index.rebuild.sqlite");
+        let index_path = unlocked.index_file();
+        let fresh = unlocked.index_dir.join("index.rebuild.sqlite");
         for f in sqlite_files(&fresh) {
             remove_if_present(&f)?;
         }
@@ -273,7 +296,8 @@ impl Repo {
         // shared memory so they are never applied to the new file, then
         // put the new file in place
         let Repo {
-            root: r,
+            location: l,
+            index_dir,
             storage,
             repo_id,
             keys,
@@ -289,11 +313,11 @@ impl Repo {
             remove_if_present(&f)?;
         }
         std::fs::rename(&fresh, &index_path).map_err(|e| Error::io("replacing", &index_path, e))?;
-        crate::storage::sync_dir(&root.join(INDEX_DIR))
-            .map_err(|e| Error::io("syncing", &index_path, e))?;
+        crate::storage::sync_dir(&index_dir).map_err(|e| Error::io("syncing", &index_path, e))?;
         let (index, _) = Index::open(&index_path, &repo_id)?;
         Ok(Repo {
-            root: r,
+            location: l,
+            index_dir,
             storage,
             repo_id,
             keys,
@@ -309,12 +333,12 @@ impl Repo {
     /// `skip_index`: open an in-memory placeholder instead of the index
     /// (the caller builds a new one).
     fn open_with(
-        root: &Path,
+        location: &Location,
         password: impl FnOnce() -> Result<Password>,
         skip_index: bool,
     ) -> Result<Repo> {
-        let repo_id = Self::peek_id(root)?;
-        let storage = LocalStorage::new(root);
+        let storage = crate::storage::open(location)?;
+        let repo_id = Self::peek_id(storage.as_ref(), location)?;
         let password = password()?;
         let mut key_files = Vec::new();
         for name in storage.list(KEYS)? {
@@ -328,7 +352,7 @@ impl Repo {
         if key_files.is_empty() {
             return Err(Error::new(
                 ErrorKind::WrongPassword,
-                format!("{} has no usable key file", root.display()),
+                format!("{location} has no usable key file"),
             ));
         }
         let mut found = None;
@@ -352,22 +376,27 @@ impl Repo {
         let keys = Keys::derive(&master);
         let config = config::decode(&keys.encryption, &storage.read(CONFIG)?)
             .map_err(|e| e.context("config"))?;
-        crate::storage::create_dir_private(&root.join(INDEX_DIR))
-            .map_err(|e| Error::io("creating", root, e))?;
+        let index_dir = match location.local_path() {
+            Some(root) => root.join(INDEX_DIR),
+            None => cache_root()?.join(hex::encode(repo_id.0)),
+        };
+        crate::storage::create_dir_private(&index_dir)
+            .map_err(|e| Error::io("creating", &index_dir, e))?;
         // Opening is serialised between processes: creating the schema,
         // switching to WAL and rebuilding are not safe to race, and SQLite
         // answers some of those races with an immediate "locked".
-        let _opening = OpenLock::acquire(&root.join(INDEX_DIR).join("open.lock"))?;
+        let _opening = OpenLock::acquire(&index_dir.join("open.lock"))?;
         let (index, needs_rebuild) = if skip_index {
             (Index::in_memory(&repo_id)?, false)
         } else {
             // a damaged index file gets its repair hint where SQLite's
             // errors are converted (error.rs)
-            Index::open(&root.join(INDEX_FILE), &repo_id)?
+            Index::open(&index_dir.join(INDEX_NAME), &repo_id)?
         };
         let repo = Repo {
-            root: root.to_path_buf(),
-            storage: std::sync::Arc::new(storage),
+            location: location.clone(),
+            index_dir,
+            storage,
             repo_id,
             keys,
             master,
@@ -380,6 +409,10 @@ impl Repo {
         if needs_rebuild {
             repo.rebuild_packs()?;
             repo.index().mark_complete()?;
+        } else if !skip_index && !repo.storage.is_local() {
+            // other machines write to and prune a remote repository: its
+            // local index is a cache that catches up at every open
+            repo.refresh_packs()?;
         }
         if !skip_index {
             repo.sync_snapshots()?;
@@ -387,8 +420,8 @@ impl Repo {
         Ok(repo)
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    pub fn location(&self) -> &Location {
+        &self.location
     }
     pub fn id(&self) -> &RepoId {
         &self.repo_id
@@ -439,7 +472,7 @@ impl Repo {
     }
     /// A fresh read-only index connection for another thread.
     pub fn index_reader(&self) -> Result<Index> {
-        Index::open_reader(&self.root.join(INDEX_FILE))
+        Index::open_reader(&self.index_file())
     }
 
     pub fn binding<'a>(&'a self, object_type: ObjectType, id: &'a [u8; 32]) -> Binding<'a> {
@@ -664,33 +697,77 @@ impl Repo {
     /// Every pack file in the storage (names that are not pack ids are
     /// ignored). A listing error is an error, never "no packs".
     pub fn pack_files(&self) -> Result<Vec<PackId>> {
-        let mut out = Vec::new();
-        for dir in self.storage.list(PACKS)? {
-            for name in self.storage.list(&format!("{PACKS}/{dir}"))? {
-                if let Ok(id) = PackId::from_hex(&name) {
-                    out.push(id);
-                }
-            }
-        }
-        Ok(out)
+        Ok(self
+            .storage
+            .list_files(PACKS)?
+            .iter()
+            .filter_map(|p| PackId::from_hex(p.rsplit('/').next()?).ok())
+            .collect())
     }
 
     /// Index every pack that the index does not know yet, from its header.
     pub fn rebuild_packs(&self) -> Result<usize> {
-        let mut added = 0;
+        let mut unknown = Vec::new();
         for id in self.pack_files()? {
-            if self.index().has_pack(&id)? {
-                continue;
-            }
-            match self.read_pack_header(&id) {
-                Ok((size, entries)) => {
-                    self.index().add_found_pack(&id, size, &entries)?;
-                    added += 1;
-                }
-                Err(e) => eprintln!("warning: pack {id}: {e}; its blobs are not indexed"),
+            if !self.index().has_pack(&id)? {
+                unknown.push(id);
             }
         }
-        Ok(added)
+        self.index_found_packs(&unknown)
+    }
+
+    /// Bring the cached index of a remote repository in line with its
+    /// packs: index the packs other machines wrote, forget the ones their
+    /// prunes deleted (a chunk that is then in no pack is damage that
+    /// `coffre check` names, never something a backup deduplicates against).
+    fn refresh_packs(&self) -> Result<()> {
+        let stored: std::collections::BTreeSet<PackId> = self.pack_files()?.into_iter().collect();
+        let indexed: std::collections::BTreeSet<PackId> =
+            self.index().packs()?.into_iter().map(|(p, _)| p).collect();
+        let gone: Vec<PackId> = indexed.difference(&stored).copied().collect();
+        if !gone.is_empty() {
+            self.index().remove_packs(&gone)?;
+        }
+        let new: Vec<PackId> = stored.difference(&indexed).copied().collect();
+        self.index_found_packs(&new)?;
+        Ok(())
+    }
+
+    /// Read the headers of `packs` (several at once on a remote, where each
+    /// read is a round trip) and index them; an unreadable pack is warned
+    /// about and left out.
+    fn index_found_packs(&self, packs: &[PackId]) -> Result<usize> {
+        let jobs = if self.storage.is_local() { 2 } else { 16 };
+        let next = Mutex::new(packs.iter());
+        let found = Mutex::new(0usize);
+        let failed: Mutex<Option<Error>> = Mutex::new(None);
+        std::thread::scope(|s| {
+            for _ in 0..jobs.min(packs.len()) {
+                s.spawn(|| {
+                    while failed.lock().unwrap().is_none() {
+                        let Some(id) = next.lock().unwrap().next() else {
+                            return;
+                        };
+                        let r = match self.read_pack_header(id) {
+                            Ok((size, entries)) => self.index().add_found_pack(id, size, &entries),
+                            Err(e) if e.kind() == ErrorKind::Corrupt => {
+                                eprintln!("warning: pack {id}: {e}; its blobs are not indexed");
+                                continue;
+                            }
+                            Err(e) => Err(e.context(format!("pack {id}"))),
+                        };
+                        match r {
+                            Ok(()) => *found.lock().unwrap() += 1,
+                            Err(e) => *failed.lock().unwrap() = Some(e),
+                        }
+                    }
+                });
+            }
+        });
+        match failed.into_inner().unwrap() {
+            Some(e) => Err(e),
+            None => Ok(found.into_inner().unwrap()),
+        }
     }
 
     pub fn read_pack_header(&self, id: &PackId) -> Result<(u64, Vec<pack::PackEntry>)> {
@@ -699,13 +776,19 @@ impl Repo {
         if size < 4 {
             return Err(Error::corrupt(format!("pack {id} is truncated")));
         }
-        let trailer: [u8; 4] = self
+        // one read of the tail holds the header of a usual pack
+        let tail_len = size.min(64 << 10);
+        let tail = self
             .storage
-            .read_at(&path, size - 4, 4)?
-            .try_into()
-            .unwrap();
+            .read_at(&path, size - tail_len, tail_len as usize)?;
+        let trailer: [u8; 4] = tail[tail.len() - 4..].try_into().unwrap();
         let (off, len) = pack::header_range(size, &trailer)?;
-        let header = self.storage.read_at(&path, off, len as usize)?;
+        let header = if off >= size - tail_len {
+            let start = (off - (size - tail_len)) as usize;
+            tail[start..start + len as usize].to_vec()
+        } else {
+            self.storage.read_at(&path, off, len as usize)?
+        };
         let entries = pack::decode_header(&self.keys.encryption, &self.repo_id, &header, off)
             .map_err(|e| Error::corrupt(format!("pack {id}: {}", e.message())))?;
         Ok((size, entries))

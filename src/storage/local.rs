@@ -140,6 +140,46 @@ impl Storage for LocalStorage {
         Ok(out)
     }
 
+    fn list_files(&self, rel: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut todo = vec![String::new()];
+        while let Some(sub) = todo.pop() {
+            let p = self.path(rel).join(&sub);
+            let rd = match fs::read_dir(&p) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == IoKind::NotFound => continue,
+                Err(e) => return Err(Error::io("listing", &p, e)),
+            };
+            for ent in rd {
+                let ent = ent.map_err(|e| Error::io("listing", &p, e))?;
+                let Some(name) = ent.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                let relname = if sub.is_empty() {
+                    name
+                } else {
+                    format!("{sub}/{name}")
+                };
+                let ft = ent.file_type().map_err(|e| Error::io("listing", &p, e))?;
+                if ft.is_dir() {
+                    todo.push(relname);
+                } else {
+                    out.push(relname);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn is_local(&self) -> bool {
+        true
+    }
+
     fn remove(&self, rel: &str) -> Result<()> {
         let p = self.path(rel);
         fs::remove_file(&p).map_err(|e| io_err("removing", &p, e))

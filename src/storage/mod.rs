@@ -7,12 +7,26 @@
 //! any other failure: a read or list error is never taken for "nothing there".
 
 mod local;
+mod location;
+mod remote;
 
 pub use local::{create_dir_private, sync_dir};
 
 pub use local::LocalStorage;
+pub use location::{Location, S3Location, SftpLocation};
+pub use remote::{RemoteStorage, RetryPolicy};
+
+use std::sync::Arc;
 
 use crate::error::Result;
+
+/// The storage at `location`: a local directory, or a remote through OpenDAL.
+pub fn open(location: &Location) -> Result<Arc<dyn Storage>> {
+    Ok(match location {
+        Location::Local(p) => Arc::new(LocalStorage::new(p)),
+        remote => Arc::new(RemoteStorage::open(remote, &RetryPolicy::default())?),
+    })
+}
 
 pub trait Storage: Send + Sync {
     /// The whole file at `path` (relative to the repository root).
@@ -23,11 +37,18 @@ pub trait Storage: Send + Sync {
     fn exists(&self, path: &str) -> Result<bool>;
     /// Write the concatenation of `parts` as `path`, atomically and durably.
     fn write_atomic(&self, path: &str, parts: &[&[u8]]) -> Result<()>;
-    /// File names directly inside `dir` (empty if `dir` does not exist).
+    /// Names directly inside `dir`, files and directories (empty if `dir`
+    /// does not exist).
     fn list(&self, dir: &str) -> Result<Vec<String>>;
+    /// Paths (relative to `dir`) of every file under `dir`, recursively.
+    fn list_files(&self, dir: &str) -> Result<Vec<String>>;
     fn remove(&self, path: &str) -> Result<()>;
     /// Remove temp files of interrupted writes (under `tmp/`) last modified
     /// longer than `older_than` ago; returns how many. Only under the
     /// exclusive lock (prune), so no write of a running process is cut.
     fn remove_stale_tmp(&self, older_than: std::time::Duration) -> Result<u64>;
+    /// Where this is, for messages (no secrets).
+    fn describe(&self) -> String;
+    /// A directory on this machine (fsync, free-space checks apply).
+    fn is_local(&self) -> bool;
 }
