@@ -265,6 +265,9 @@ pub struct FilterArgs {
 
 #[derive(Args, Debug)]
 pub struct BackupArgs {
+    /// Do not sync to the plan's `after-backup` targets this time
+    #[arg(long)]
+    pub no_sync: bool,
     /// Name of the entry (e.g. postgres/app, uploads); without it, the plan's sources run
     #[arg(long, short = 'n')]
     pub name: Option<String>,

@@ -89,7 +89,9 @@ pub fn run(g: &Global, plan: Option<&Plan>, a: BackupArgs) -> Result<i32> {
     result?;
     let warnings = session.warnings();
     let (id, snap) = session.commit(a.tags.clone(), Some(host))?;
-    report(g, &a, &id, &snap, warnings)
+    let code = report(g, &a, &id, &snap, warnings)?;
+    sync_after(g, plan, &repo, &a, &id)?;
+    Ok(code)
 }
 
 /// Every selected source of the plan into one snapshot. A failing source
@@ -149,7 +151,39 @@ fn run_plan(g: &Global, plan: Option<&Plan>, a: BackupArgs) -> Result<i32> {
     }
     let warnings = session.warnings();
     let (id, snap) = session.commit(a.tags.clone(), Some(host))?;
-    report(g, &a, &id, &snap, warnings)
+    let code = report(g, &a, &id, &snap, warnings)?;
+    sync_after(g, Some(plan), &repo, &a, &id)?;
+    Ok(code)
+}
+
+/// Sync to the plan's targets marked `after-backup` (unless --no-sync).
+/// A failed sync fails the command; the snapshot stays saved here.
+fn sync_after(
+    g: &Global,
+    plan: Option<&Plan>,
+    repo: &crate::repo::Repo,
+    a: &BackupArgs,
+    id: &SnapshotId,
+) -> Result<()> {
+    if a.no_sync {
+        return Ok(());
+    }
+    for t in plan
+        .into_iter()
+        .flat_map(|p| &p.sync_targets)
+        .filter(|t| t.after_backup)
+    {
+        let target = super::sync::Target::from_plan(t)?;
+        if let Err(e) = super::sync::sync_to(g, repo, &target, a.json) {
+            eprintln!(
+                "coffre: snapshot {} is saved here, but the sync to {} failed",
+                id.short(),
+                target.location
+            );
+            return Err(e.with_hint("run `coffre sync` once the target is reachable again"));
+        }
+    }
+    Ok(())
 }
 
 fn report(
