@@ -443,6 +443,11 @@ impl Repo {
     pub fn lock(&self, exclusive: bool, command: &str, wait: std::time::Duration) -> Result<()> {
         let l = lock::RepoLock::acquire(self.storage.clone(), exclusive, command, wait)?;
         *self.lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(l);
+        if !self.storage.is_local() {
+            // a prune elsewhere may have finished between the open and
+            // now; under the lock, no other prune can start
+            self.refresh_packs()?;
+        }
         Ok(())
     }
 
