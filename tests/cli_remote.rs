@@ -421,6 +421,27 @@ fn a_corrupted_object_on_s3_is_named_by_scrub_and_repaired_by_verify() {
     let o = remote.on(&r, &cache, &["dump", "latest", "--name", "db"]);
     assert_ok(&o);
     assert!(o.stdout == data);
+
+    // a snapshot injected on the server: reported by sync, named by check,
+    // never listed or restored
+    let fake = "ab".repeat(32);
+    let snap = fs::read(
+        remote
+            .objects()
+            .into_iter()
+            .find(|p| p.starts_with(remote.disk.join("snapshots")))
+            .unwrap(),
+    )
+    .unwrap();
+    fs::write(remote.disk.join("snapshots").join(&fake), &snap).unwrap();
+    let v = remote.sync_ok(&r, &[]);
+    assert_eq!(v["snapshots_foreign"], serde_json::json!([fake]), "{v}");
+    let o = remote.on(&r, &cache, &["check"]);
+    assert_code(&o, 14);
+    assert!(stderr_of(&o).contains(&fake), "{}", stderr_of(&o));
+    let o = remote.on(&r, &cache, &["snapshots", "--json"]);
+    assert_ok(&o);
+    assert!(!stdout_of(&o).contains(&fake));
 }
 
 #[test]

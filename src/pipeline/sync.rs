@@ -52,6 +52,9 @@ pub struct SyncReport {
     pub bytes_verified: u64,
     /// Objects found damaged or missing on the copy, and sent again.
     pub objects_repaired: Vec<String>,
+    /// Snapshots on the copy that this repository never sent (another
+    /// writer's, or injected there).
+    pub snapshots_foreign: Vec<String>,
     pub snapshots_deleted: u64,
     pub packs_deleted: u64,
     pub seconds: f64,
@@ -270,6 +273,21 @@ pub fn sync(
         .into_iter()
         .filter_map(|p| p.strip_prefix(&format!("{SNAPSHOTS}/")).map(str::to_string))
         .collect();
+    report.snapshots_foreign = after
+        .iter()
+        .filter(|id| {
+            !high_water.snapshots.contains(*id)
+                && !steps[2].0.contains(&format!("{SNAPSHOTS}/{id}"))
+        })
+        .cloned()
+        .collect();
+    if let Some(first) = report.snapshots_foreign.first() {
+        progress.warn(&format!(
+            "the copy holds {} snapshot(s) this repository never sent (e.g. {first}): another \
+             machine writes there, or they were put there behind coffre's back",
+            report.snapshots_foreign.len()
+        ));
+    }
     report.snapshots_remote = after.len() as u64;
     report.seconds = started.elapsed().as_secs_f64();
     Ok((

@@ -45,6 +45,9 @@ pub struct S3Location {
     /// `?style=virtual` for virtual-hosted-style requests (path style is
     /// the default, which every S3-compatible server speaks).
     pub virtual_host: bool,
+    /// `?profile=NAME`: credentials of that profile of the AWS shared
+    /// config files (else `AWS_PROFILE`, else the environment's keys).
+    pub profile: Option<String>,
 }
 
 const SCHEMES: &str = "a path, file://PATH, sftp://[USER@]HOST[:PORT]/PATH or s3://BUCKET[/PREFIX]";
@@ -149,6 +152,7 @@ impl Location {
                             .ok()
                     }),
                     virtual_host: style == "virtual",
+                    profile: take("profile"),
                 })
             }
             other => {

@@ -234,6 +234,9 @@ fn s3(s: &S3Location) -> opendal::Result<opendal::Operator> {
     if s.virtual_host {
         b = b.enable_virtual_host_style();
     }
+    if let Some(p) = &s.profile {
+        b = b.profile(p);
+    }
     opendal::Operator::new(b)
 }
 
