@@ -378,7 +378,11 @@ impl Repo {
             .map_err(|e| e.context("config"))?;
         let index_dir = match location.local_path() {
             Some(root) => root.join(INDEX_DIR),
-            None => cache_root()?.join(hex::encode(repo_id.0)),
+            // per repository and place: off-site copies share the
+            // repository id but not always the same packs
+            None => cache_root()?
+                .join(hex::encode(repo_id.0))
+                .join(&blake3::hash(location.canonical().as_bytes()).to_hex()[..16]),
         };
         crate::storage::create_dir_private(&index_dir)
             .map_err(|e| Error::io("creating", &index_dir, e))?;
