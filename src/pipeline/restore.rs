@@ -39,6 +39,24 @@ struct Dest {
 /// consumer writes, few enough to bound memory (chunks are at most 8 MiB).
 const IN_FLIGHT_PER_WORKER: usize = 3;
 
+/// Chunks read at once, and chunks in flight (read, waiting for their turn
+/// to be written): one reader per core on a local disk; on a remote, where
+/// every read is a round trip, four or `COFFRE_REMOTE_READERS` (memory:
+/// in flight × chunk size).
+fn parallelism(repo: &Repo) -> (usize, usize) {
+    let cores = workers();
+    if repo.storage().is_local() {
+        (cores, cores * IN_FLIGHT_PER_WORKER)
+    } else {
+        let readers = std::env::var("COFFRE_REMOTE_READERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(4usize)
+            .clamp(1, 64);
+        (readers, readers + cores)
+    }
+}
+
 /// Emit the chunks of `content` in order, resolving chunk lists.
 fn emit_content<E>(
     repo: &Repo,
@@ -86,7 +104,7 @@ struct Buffers {
 impl Buffers {
     fn new(repo: &Repo) -> Buffers {
         // as many as can be in flight, so that steady state allocates nothing
-        let (tx, rx) = crossbeam_channel::bounded(IN_FLIGHT_PER_WORKER * workers() + 1);
+        let (tx, rx) = crossbeam_channel::bounded(parallelism(repo).1 + 1);
         Buffers {
             tx,
             rx,
@@ -128,9 +146,10 @@ pub fn restore_stream(
     content.check()?;
     let mut written = 0u64;
     let buffers = Buffers::new(repo);
+    let (readers, in_flight) = parallelism(repo);
     engine::run(
-        workers(),
-        workers() * IN_FLIGHT_PER_WORKER,
+        readers,
+        in_flight,
         |em| {
             let index = repo.index_reader()?;
             emit_content::<()>(repo, &index, content, None, em)
@@ -320,9 +339,10 @@ pub fn restore_tree(
     };
     let overwrite = opts.overwrite;
     let buffers = Buffers::new(repo);
+    let (readers, in_flight) = parallelism(repo);
     let result = engine::run(
-        workers(),
-        workers() * IN_FLIGHT_PER_WORKER,
+        readers,
+        in_flight,
         |em| {
             let index = repo.index_reader()?;
             walk_tree(repo, &index, &to, Path::new(""), tree_id, em)

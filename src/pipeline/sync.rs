@@ -110,31 +110,35 @@ impl Limiter {
 /// Copy one object and read it back; the bytes sent.
 fn copy(src: &dyn Storage, dst: &dyn Storage, path: &str, limiter: &Limiter) -> Result<u64> {
     let bytes = src.read(path)?;
-    limiter.take(bytes.len() as u64);
-    dst.write_atomic(path, &[&bytes])?;
+    let (len, hash) = (bytes.len(), blake3::hash(&bytes));
+    limiter.take(len as u64);
+    // handed over, so that one object is in memory at a time per job
+    dst.write_owned(path, bytes)?;
     let back = dst.read(path)?;
-    if back.len() != bytes.len() || blake3::hash(&back) != blake3::hash(&bytes) {
+    if back.len() != len || blake3::hash(&back) != hash {
         return Err(Error::corrupt(format!(
-            "{path} reads back differently from the copy ({} of {} bytes)",
+            "{path} reads back differently from the copy ({} of {len} bytes)",
             back.len(),
-            bytes.len()
         ))
         .with_hint("check the target storage; run the sync again"));
     }
-    Ok(bytes.len() as u64)
+    Ok(len as u64)
 }
 
 /// Read an object on the copy and compare it with ours. `Ok(false)`: it
 /// is missing or differs.
 fn same_on_copy(src: &dyn Storage, dst: &dyn Storage, path: &str) -> Result<(bool, u64)> {
-    let ours = src.read(path)?;
+    // one object in memory at a time
+    let ours = {
+        let b = src.read(path)?;
+        (b.len(), blake3::hash(&b))
+    };
     let theirs = match dst.read(path) {
-        Ok(b) => b,
+        Ok(b) => (b.len(), blake3::hash(&b)),
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok((false, 0)),
         Err(e) => return Err(e),
     };
-    let same = theirs.len() == ours.len() && blake3::hash(&theirs) == blake3::hash(&ours);
-    Ok((same, theirs.len() as u64))
+    Ok((theirs == ours, theirs.0 as u64))
 }
 
 /// Copy what `dst` lacks. `high_water`: what the copy held after the last

@@ -37,6 +37,11 @@ pub trait Storage: Send + Sync {
     fn exists(&self, path: &str) -> Result<bool>;
     /// Write the concatenation of `parts` as `path`, atomically and durably.
     fn write_atomic(&self, path: &str, parts: &[&[u8]]) -> Result<()>;
+    /// Like `write_atomic`, handing the bytes over (a remote then sends
+    /// them without a copy).
+    fn write_owned(&self, path: &str, data: Vec<u8>) -> Result<()> {
+        self.write_atomic(path, &[&data])
+    }
     /// Names directly inside `dir`, files and directories (empty if `dir`
     /// does not exist).
     fn list(&self, dir: &str) -> Result<Vec<String>>;

@@ -265,7 +265,8 @@ impl Storage for RemoteStorage {
                 self.label
             )));
         }
-        Ok(buf.to_vec())
+        // one contiguous piece (the usual case) becomes the Vec without a copy
+        Ok(Vec::from(buf.to_bytes()))
     }
 
     fn size(&self, path: &str) -> Result<u64> {
@@ -286,6 +287,10 @@ impl Storage for RemoteStorage {
         for p in parts {
             body.extend_from_slice(p);
         }
+        self.write_owned(path, body)
+    }
+
+    fn write_owned(&self, path: &str, body: Vec<u8>) -> Result<()> {
         if !self.rename_writes {
             // an S3 PUT is atomic: the object appears whole or not at all
             self.op
