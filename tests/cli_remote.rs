@@ -716,3 +716,43 @@ fn chrono_free_local_now() -> String {
         .unwrap();
     String::from_utf8(o.stdout).unwrap().trim().to_string()
 }
+
+/// A repository created on SFTP; a backup that outlives several lock
+/// leases commits (its lock file is rewritten in place on the server,
+/// which SFTP can only do atomically with the posix-rename extension).
+#[test]
+fn a_long_backup_on_sftp_keeps_its_lock_alive() {
+    let remote = Remote::sftp(Sshd::start());
+    let r = TestRepo::init(&[]);
+    let cache = r.path("cache");
+    let mut c = remote.cmd(&r, &cache);
+    c.arg("--repo").arg(&remote.url).arg("init").args(FAST_KDF);
+    assert_ok(&output_within(c, Duration::from_secs(60)));
+    let mut c = remote.cmd(&r, &cache);
+    c.env("COFFRE_LOCK_LEASE_SECS", "2")
+        .arg("--repo")
+        .arg(&remote.url)
+        .args([
+            "backup",
+            "--name",
+            "slow",
+            "--",
+            "sh",
+            "-c",
+            "sleep 5; echo done",
+        ]);
+    let o = output_within(c, Duration::from_secs(60));
+    assert_ok(&o);
+    let o = remote.on(&r, &r.path("other"), &["dump", "latest", "--name", "slow"]);
+    assert_ok(&o);
+    assert_eq!(o.stdout, b"done\n");
+    // nothing left behind: no lock, no temp file
+    let left: Vec<PathBuf> = walk(&remote.disk)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            p.starts_with(remote.disk.join("locks")) || p.starts_with(remote.disk.join("tmp"))
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -298,6 +298,7 @@ impl Storage for RemoteStorage {
                 .map_err(|e| self.err("writing", path, e))?;
             return Ok(());
         }
+        let written = (body.len(), blake3::hash(&body));
         let name = path.rsplit('/').next().unwrap_or(path);
         let tmp = format!(
             "tmp/{name}.{}.{}",
@@ -313,11 +314,18 @@ impl Storage for RemoteStorage {
                 .map_err(|e| self.err("creating", dir, e))?;
         }
         if let Err(e) = self.op.rename(&tmp, path) {
-            // SFTP's rename does not replace: an object that is already
-            // there under its content-derived name is the same object
+            // without the posix-rename extension (OpenSSH has it), SFTP's
+            // rename does not replace: the same bytes already there are
+            // fine (content-named objects), anything else is an error
             let _ = self.op.delete(&tmp);
-            if !self.op.exists(path).unwrap_or(false) {
-                return Err(self.err("renaming into place", path, e));
+            let there = self
+                .op
+                .read(path)
+                .map(|b| (b.len(), blake3::hash(&b.to_bytes())));
+            if there.ok() != Some(written) {
+                return Err(self.err("renaming into place", path, e).with_hint(
+                    "the SFTP server cannot replace a file (no posix-rename extension)",
+                ));
             }
         }
         Ok(())
