@@ -225,3 +225,24 @@ fn copy_dir(from: &Path, to: &Path) {
         .unwrap();
     assert!(o.status.success());
 }
+
+/// `--bwlimit` holds the average upload rate under the cap (a lower bound
+/// on the time: the limiter can only make a sync slower, never faster).
+#[test]
+fn bwlimit_caps_the_upload_rate() {
+    let r = TestRepo::small_chunks();
+    r.backup_bytes("db", &random_bytes(3 << 20, 91), &[]);
+    let remote = r.path("offsite");
+    let started = Instant::now();
+    let o = sync(&r, &remote, &["--bwlimit", "1M", "--jobs", "4"]);
+    assert_ok(&o);
+    let sent = u64_of(&parse_json_line(&o), "bytes_sent");
+    assert!(sent > 3_000_000, "{sent}");
+    // the first object goes at once; the rest wait their turn
+    let floor = Duration::from_secs_f64((sent - (1 << 20)) as f64 / (1 << 20) as f64 * 0.9);
+    assert!(
+        started.elapsed() >= floor,
+        "{sent} bytes in {:?}, under the 1 MiB/s cap would take at least {floor:?}",
+        started.elapsed()
+    );
+}
