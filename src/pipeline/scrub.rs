@@ -174,20 +174,38 @@ pub fn scrub(repo: &Repo, opts: &ScrubOptions, progress: &dyn Progress) -> Resul
         // blobs in flight; each holds its pack in memory until verified
         workers() * 8,
         |em| {
-            for id in &chosen {
+            // a remote answers each read after a round trip: several packs
+            // are fetched at once (memory: that many packs)
+            let ahead = if repo.storage().is_local() { 1 } else { 3 };
+            for window in chosen.chunks(ahead) {
                 if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                     break;
                 }
-                let (data, entries) = read_pack(repo, id)?;
-                let size = data.bytes.len() as u64;
-                match entries {
-                    Ok(entries) => {
-                        em.event(Event::Pack(*id, size, entries.len(), None))?;
-                        for e in entries {
-                            em.work((data.clone(), e))?;
+                let fetched: Vec<Result<_>> = match window {
+                    [id] => vec![read_pack(repo, id)],
+                    _ => std::thread::scope(|s| {
+                        let readers: Vec<_> = window
+                            .iter()
+                            .map(|id| s.spawn(move || read_pack(repo, id)))
+                            .collect();
+                        readers
+                            .into_iter()
+                            .map(|r| r.join().expect("a pack reader panicked"))
+                            .collect()
+                    }),
+                };
+                for (id, read) in window.iter().zip(fetched) {
+                    let (data, entries) = read?;
+                    let size = data.bytes.len() as u64;
+                    match entries {
+                        Ok(entries) => {
+                            em.event(Event::Pack(*id, size, entries.len(), None))?;
+                            for e in entries {
+                                em.work((data.clone(), e))?;
+                            }
                         }
+                        Err(damage) => em.event(Event::Pack(*id, size, 0, Some(damage)))?,
                     }
-                    Err(damage) => em.event(Event::Pack(*id, size, 0, Some(damage)))?,
                 }
             }
             Ok(())
