@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the Debian packages the real-server tests need (when missing),
-# and the s3s-fs S3 server (a ~4 min cargo build, once), then runs every test. Works as root on a
-# fresh Debian 12 machine with a Rust toolchain.
+# the s3s-fs S3 server (a ~4 min cargo build, once) and Azurite (Microsoft's Azure Storage emulator,
+# from npm, with the Azure SDK for Python to create its container), then runs every test. Works as
+# root on a fresh Debian 12 machine with a Rust toolchain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -10,6 +11,7 @@ command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
 command -v redis-server >/dev/null || need+=(redis-server)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v azurite-blob >/dev/null || command -v npm >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   apt-get update -qq
@@ -19,4 +21,9 @@ if ! command -v s3s-fs >/dev/null && [ ! -x "${HOME:-/root}/.cargo/bin/s3s-fs" ]
   echo "installing: s3s-fs (cargo install, about 4 minutes)"
   cargo install s3s-fs --version 0.14.1 --features binary --locked
 fi
+if ! command -v azurite-blob >/dev/null; then
+  echo "installing: azurite 3.35.0 (npm)"
+  npm install -g --no-fund --no-audit azurite@3.35.0 >/dev/null
+fi
+python3 -c 'import azure.storage.blob' 2>/dev/null || pip install -q azure-storage-blob
 cargo test --no-fail-fast "$@"

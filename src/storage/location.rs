@@ -17,6 +17,7 @@ pub enum Location {
     Local(PathBuf),
     Sftp(SftpLocation),
     S3(S3Location),
+    Azure(AzureLocation),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,7 +51,18 @@ pub struct S3Location {
     pub profile: Option<String>,
 }
 
-const SCHEMES: &str = "a path, file://PATH, sftp://[USER@]HOST[:PORT]/PATH or s3://BUCKET[/PREFIX]";
+/// Azure Blob Storage (and Azurite).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AzureLocation {
+    pub container: String,
+    pub prefix: String,
+    /// `?endpoint=URL`, else `AZURE_STORAGE_ENDPOINT`, else
+    /// `https://ACCOUNT.blob.core.windows.net`.
+    pub endpoint: Option<String>,
+}
+
+const SCHEMES: &str = "a path, file://PATH, sftp://[USER@]HOST[:PORT]/PATH, s3://BUCKET[/PREFIX] \
+                       or azblob://CONTAINER[/PREFIX]";
 
 impl Location {
     pub fn parse(s: &str) -> Result<Location> {
@@ -155,6 +167,24 @@ impl Location {
                     profile: take("profile"),
                 })
             }
+            "azblob" => {
+                if !url.username().is_empty() {
+                    return Err(bad("credentials do not belong in the URL").with_hint(
+                        "set AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY instead",
+                    ));
+                }
+                let container = url
+                    .host_str()
+                    .filter(|h| !h.is_empty())
+                    .ok_or_else(|| bad("no container"))?
+                    .to_string();
+                Location::Azure(AzureLocation {
+                    container,
+                    prefix: url.path().trim_matches('/').to_string(),
+                    endpoint: take("endpoint")
+                        .or_else(|| std::env::var("AZURE_STORAGE_ENDPOINT").ok()),
+                })
+            }
             other => {
                 return Err(bad(&format!("unknown scheme {other}://")));
             }
@@ -184,10 +214,13 @@ impl Location {
                 .unwrap_or_else(|_| p.clone())
                 .display()
                 .to_string(),
-            Location::S3(s) => match &s.endpoint {
-                Some(e) => format!("{self} at {e}"),
-                None => self.to_string(),
-            },
+            Location::S3(S3Location {
+                endpoint: Some(e), ..
+            })
+            | Location::Azure(AzureLocation {
+                endpoint: Some(e), ..
+            }) => format!("{self} at {e}"),
+            Location::S3(_) | Location::Azure(_) => self.to_string(),
             Location::Sftp(_) => self.to_string(),
         }
     }
@@ -212,6 +245,13 @@ impl fmt::Display for Location {
                 write!(f, "s3://{}", s.bucket)?;
                 if !s.prefix.is_empty() {
                     write!(f, "/{}", s.prefix)?;
+                }
+                Ok(())
+            }
+            Location::Azure(a) => {
+                write!(f, "azblob://{}", a.container)?;
+                if !a.prefix.is_empty() {
+                    write!(f, "/{}", a.prefix)?;
                 }
                 Ok(())
             }
@@ -262,6 +302,16 @@ mod tests {
         assert_eq!((s.bucket.as_str(), s.prefix.as_str()), ("bucket", "a/b"));
         assert_eq!(s.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert_eq!(s.region.as_deref(), Some("eu"));
+        let Location::Azure(a) =
+            Location::parse("azblob://backups/app?endpoint=http://127.0.0.1:10000/dev").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (a.container.as_str(), a.prefix.as_str()),
+            ("backups", "app")
+        );
+        assert_eq!(a.endpoint.as_deref(), Some("http://127.0.0.1:10000/dev"));
         assert_eq!(
             Location::parse("s3://bucket/a/b?region=x")
                 .unwrap()
@@ -276,6 +326,7 @@ mod tests {
             "sftp://u:hunter2@host/x",
             "s3://AKIA:hunter2@bucket/x",
             "s3://AKIA@bucket/x",
+            "azblob://acct:hunter2@container/x",
             "ftp://host/x",
             "sftp://host/",
             "s3://bucket/x?colour=red",

@@ -16,7 +16,7 @@ use opendal::blocking;
 use opendal::layers::{RetryLayer, TimeoutLayer};
 
 use super::Storage;
-use super::location::{Location, S3Location, SftpLocation};
+use super::location::{AzureLocation, Location, S3Location, SftpLocation};
 use crate::error::{Error, ErrorKind, Result};
 
 /// How hard a remote storage tries before an error is final.
@@ -67,6 +67,8 @@ impl RemoteStorage {
             Location::Local(_) => unreachable!("local repositories use LocalStorage"),
             Location::Sftp(s) => (sftp(s).map_err(fail)?, true),
             Location::S3(s) => (s3(s).map_err(fail)?, false),
+            // a blob upload is atomic like an S3 PUT
+            Location::Azure(a) => (azblob(a).map_err(fail)?, false),
         };
         let notify_label = label.clone();
         let op = op
@@ -125,8 +127,11 @@ impl RemoteStorage {
                 short(&e)
             ),
         );
-        if e.to_string().contains("NoSuchBucket") {
-            err = err.with_hint("create the bucket first (coffre creates objects, not buckets)");
+        let text = e.to_string();
+        if text.contains("NoSuchBucket") || text.contains("ContainerNotFound") {
+            err = err.with_hint(
+                "create the bucket (container) first: coffre creates objects, not buckets",
+            );
         } else if e.kind() == opendal::ErrorKind::PermissionDenied {
             err = err.with_hint("check the credentials and the permissions on the remote side");
         } else if e.is_temporary() {
@@ -236,6 +241,34 @@ fn s3(s: &S3Location) -> opendal::Result<opendal::Operator> {
     }
     if let Some(p) = &s.profile {
         b = b.profile(p);
+    }
+    opendal::Operator::new(b)
+}
+
+/// Azure Blob Storage through the same layers; the account and its key
+/// come from the environment (the names the Azure CLI uses).
+fn azblob(a: &AzureLocation) -> opendal::Result<opendal::Operator> {
+    let var = |names: &[&str]| names.iter().find_map(|n| std::env::var(n).ok());
+    let account = var(&["AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT"]);
+    let mut b = opendal::services::Azblob::default()
+        .container(&a.container)
+        .root(&format!("/{}", a.prefix));
+    let endpoint = a.endpoint.clone().or_else(|| {
+        account
+            .as_ref()
+            .map(|acc| format!("https://{acc}.blob.core.windows.net"))
+    });
+    if let Some(e) = &endpoint {
+        b = b.endpoint(e);
+    }
+    if let Some(acc) = &account {
+        b = b.account_name(acc);
+    }
+    if let Some(key) = var(&["AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_KEY"]) {
+        b = b.account_key(&key);
+    }
+    if let Some(sas) = var(&["AZURE_STORAGE_SAS_TOKEN"]) {
+        b = b.sas_token(&sas);
     }
     opendal::Operator::new(b)
 }

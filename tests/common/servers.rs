@@ -1297,3 +1297,113 @@ fn require(tool: &str, package: &str) {
         );
     }
 }
+
+// ---------------------------------------------------------------- Azurite
+
+/// The well-known development account of Azure's storage emulators (public
+/// by design: it only opens local emulators).
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// Azurite's blob service (Microsoft's Azure Storage emulator, from npm) on
+/// a free loopback port, its data in a temp dir, with a container
+/// `coffre-test` made through the Azure SDK for Python. Its files on disk
+/// are its own extents, not one file per blob.
+pub struct Azurite {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    port: u16,
+}
+
+impl Azurite {
+    pub fn start() -> Azurite {
+        require("azurite-blob", "azurite (npm install -g azurite@3)");
+        let dir = tempdir("coffre-az-");
+        let mut s = Azurite {
+            dir,
+            child: None,
+            port: 0,
+        };
+        let d = s.dir.path().to_path_buf();
+        let log = d.join("server.log");
+        for _ in 0..5 {
+            let port = free_port();
+            let child = Command::new("azurite-blob")
+                .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+                .arg("--location")
+                .arg(d.join("data"))
+                .args(["--skipApiVersionCheck", "--disableTelemetry"])
+                .stdin(Stdio::null())
+                .stdout(log_file(&log))
+                .stderr(log_file(&log))
+                .spawn()
+                .expect("run azurite-blob");
+            s.child = Some(child);
+            let needle = format!("successfully listens on http://127.0.0.1:{port}");
+            let child = s.child.as_mut().unwrap();
+            match wait_for_log(child, &log, &needle, "azurite", Duration::from_secs(30)) {
+                Startup::Up => {
+                    s.port = port;
+                    s.create_container("coffre-test");
+                    return s;
+                }
+                Startup::Exited => {
+                    kill_child(child);
+                    s.child = None;
+                }
+            }
+        }
+        panic!("azurite did not start:\n{}", s.log());
+    }
+
+    fn create_container(&self, name: &str) {
+        let script = format!(
+            "from azure.storage.blob import BlobServiceClient\n\
+             BlobServiceClient.from_connection_string('DefaultEndpointsProtocol=http;\
+             AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};BlobEndpoint={}')\
+             .create_container('{name}')\n",
+            self.endpoint()
+        );
+        let mut c = Command::new("python3");
+        c.arg("-c").arg(script).stdin(Stdio::null());
+        check(
+            output_within(c, Duration::from_secs(60)),
+            "creating a container (pip install azure-storage-blob)",
+        );
+    }
+
+    /// `http://127.0.0.1:PORT/devstoreaccount1`
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/{AZURITE_ACCOUNT}", self.port)
+    }
+
+    pub fn container(&self) -> &str {
+        "coffre-test"
+    }
+
+    /// Where Azurite keeps its data (blob contents in its extent files).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AZURE_STORAGE_ACCOUNT_NAME".into(), AZURITE_ACCOUNT.into()),
+            ("AZURE_STORAGE_ACCOUNT_KEY".into(), AZURITE_KEY.into()),
+            ("AZURE_STORAGE_ENDPOINT".into(), self.endpoint()),
+        ]
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            kill_child(c);
+        }
+    }
+}
