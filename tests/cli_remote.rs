@@ -124,8 +124,19 @@ impl Remote {
 
     /// `coffre --repo REMOTE ARGS`.
     fn on(&self, r: &TestRepo, cache: &Path, args: &[&str]) -> Output {
+        self.on_with_stdin(r, cache, args, Stdio::null())
+    }
+
+    /// `coffre --repo REMOTE ARGS` reading `stdin`.
+    fn on_with_stdin(
+        &self,
+        r: &TestRepo,
+        cache: &Path,
+        args: &[&str],
+        stdin: impl Into<Stdio>,
+    ) -> Output {
         let mut c = self.cmd(r, cache);
-        c.arg("--repo").arg(&self.url).args(args);
+        c.arg("--repo").arg(&self.url).args(args).stdin(stdin);
         output_within(c, Duration::from_secs(180))
     }
 
@@ -261,6 +272,8 @@ fn sync_to_sftp_then_restore_from_it_after_the_local_disk_is_gone() {
     offsite_round_trip(&Remote::sftp(Sshd::start()));
 }
 
+const BACKUP_DB: [&str; 4] = ["backup", "--name", "db", "--stdin"];
+
 #[test]
 fn a_repository_can_live_on_s3_and_be_shared_by_two_machines() {
     let remote = Remote::s3(S3Server::start(), "app");
@@ -281,12 +294,8 @@ fn a_repository_can_live_on_s3_and_be_shared_by_two_machines() {
     let data = random_bytes(2 << 20, 21);
     let src = r.path("in.bin");
     fs::write(&src, &data).unwrap();
-    let mut c = remote.cmd(&r, &a);
-    c.arg("--repo")
-        .arg(&remote.url)
-        .args(["backup", "--name", "db", "--stdin"])
-        .stdin(fs::File::open(&src).unwrap());
-    assert_ok(&output_within(c, Duration::from_secs(120)));
+    let o = remote.on_with_stdin(&r, &a, &BACKUP_DB, fs::File::open(&src).unwrap());
+    assert_ok(&o);
 
     // machine B sees it, restores it and adds its own
     let o = remote.on(&r, &b, &["dump", "latest", "--name", "db"]);
@@ -294,12 +303,12 @@ fn a_repository_can_live_on_s3_and_be_shared_by_two_machines() {
     assert!(o.stdout == data);
     let more = [&data[..], &random_bytes(500_000, 22)[..]].concat();
     fs::write(&src, &more).unwrap();
-    let mut c = remote.cmd(&r, &b);
-    c.arg("--repo")
-        .arg(&remote.url)
-        .args(["backup", "--name", "db", "--stdin", "--json"])
-        .stdin(fs::File::open(&src).unwrap());
-    let o = output_within(c, Duration::from_secs(120));
+    let o = remote.on_with_stdin(
+        &r,
+        &b,
+        &["backup", "--name", "db", "--stdin", "--json"],
+        fs::File::open(&src).unwrap(),
+    );
     assert_ok(&o);
     assert!(
         u64_of(&parse_json_line(&o), "bytes_new") < 1_500_000,
@@ -324,12 +333,8 @@ fn a_repository_can_live_on_s3_and_be_shared_by_two_machines() {
         ],
     );
     assert_ok(&o);
-    let mut c = remote.cmd(&r, &a);
-    c.arg("--repo")
-        .arg(&remote.url)
-        .args(["backup", "--name", "db", "--stdin"])
-        .stdin(fs::File::open(&src).unwrap());
-    assert_ok(&output_within(c, Duration::from_secs(120)));
+    let o = remote.on_with_stdin(&r, &a, &BACKUP_DB, fs::File::open(&src).unwrap());
+    assert_ok(&o);
     let o = remote.on(&r, &a, &["check"]);
     assert_ok(&o);
     let o = remote.on(&r, &b, &["dump", "latest", "--name", "db"]);

@@ -132,9 +132,14 @@ fn open_repo(g: &Global) -> Result<Repo> {
 /// Open the repository and take a lock for `command`: shared for backups
 /// and reads, exclusive for prune (format-spec/locks.md).
 fn open_locked(g: &Global, exclusive: bool, command: &str) -> Result<Repo> {
-    let repo = open_repo(g)?;
-    repo.lock(exclusive, command, g.lock_wait)?;
-    Ok(repo)
+    let location = repo_location(g)?;
+    Repo::open_locked(
+        &location,
+        || password::get(g),
+        exclusive,
+        command,
+        g.lock_wait,
+    )
 }
 
 fn filter(f: &FilterArgs) -> crate::select::Filter {

@@ -117,13 +117,7 @@ pub fn run(g: &Global, plan: Option<&Plan>, a: SyncArgs) -> Result<i32> {
 /// Sync the open (and locked) repository to one target.
 pub fn sync_to(g: &Global, repo: &Repo, t: &Target, json: bool) -> Result<SyncReport> {
     let label = t.location.canonical();
-    if Some(label.as_str())
-        == repo
-            .location()
-            .local_path()
-            .map(|_| repo.location().canonical())
-            .as_deref()
-    {
+    if label == repo.location().canonical() {
         return Err(Error::usage("the target is this repository"));
     }
     if let Some(p) = t.location.local_path() {

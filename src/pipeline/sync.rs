@@ -20,7 +20,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::format::PackId;
 use crate::pipeline::Progress;
 use crate::repo::{CONFIG, KEYS, PACKS, Repo, SNAPSHOTS};
-use crate::storage::Storage;
+use crate::storage::{Storage, for_each_concurrently};
 
 /// How a sync runs.
 #[derive(Clone, Debug)]
@@ -155,7 +155,7 @@ pub fn sync(
     let mut report = SyncReport::default();
 
     // the copy must be this repository (or empty)
-    match dst.read(CONFIG) {
+    let copy_has_config = match dst.read(CONFIG) {
         Ok(theirs) => {
             let ours = src.read(CONFIG)?;
             if theirs != ours {
@@ -164,10 +164,11 @@ pub fn sync(
                 )
                 .with_hint("sync to an empty place, or to a copy of this repository"));
             }
+            true
         }
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => false,
         Err(e) => return Err(e),
-    }
+    };
     let remote_snaps = names(dst, SNAPSHOTS)?;
     let lost: Vec<&String> = high_water
         .snapshots
@@ -191,7 +192,7 @@ pub fn sync(
     let mut ours_first = BTreeSet::from([CONFIG.to_string()]);
     ours_first.extend(names(src, KEYS)?);
     let mut theirs_first = names(dst, KEYS)?;
-    if dst.exists(CONFIG)? {
+    if copy_has_config {
         theirs_first.insert(CONFIG.to_string());
     }
     let ours_packs = names(src, PACKS)?;
@@ -214,7 +215,7 @@ pub fn sync(
         let sample = sample(&present, opts.verify);
         let bad = Mutex::new(Vec::new());
         let verified = Mutex::new((0u64, 0u64));
-        parallel(&sample, opts.jobs, |path| {
+        for_each_concurrently(&sample, opts.jobs, |path| {
             let (same, n) = same_on_copy(src, dst, path)?;
             let mut v = verified.lock().unwrap();
             v.0 += 1;
@@ -253,7 +254,7 @@ pub fn sync(
     let limiter = Limiter::new(opts.bwlimit);
     let sent = Mutex::new((0u64, 0u64));
     for (step, paths) in todo.iter().enumerate() {
-        parallel(paths, opts.jobs, |path| {
+        for_each_concurrently(paths, opts.jobs, |path| {
             let n =
                 copy(src, dst, path, &limiter).map_err(|e| e.context(format!("copying {path}")))?;
             progress.bytes(n);
@@ -365,34 +366,4 @@ fn sample<'a>(items: &[&'a String], fraction: f64) -> Vec<&'a String> {
     (0..want)
         .map(|i| items[(start + i * items.len() / want) % items.len()])
         .collect()
-}
-
-/// Run `f` on every path with `jobs` threads; memory is bounded by `jobs`
-/// objects. The first error stops the others and is returned.
-fn parallel<S: AsRef<str> + Sync>(
-    paths: &[S],
-    jobs: usize,
-    f: impl Fn(&str) -> Result<()> + Sync,
-) -> Result<()> {
-    let next = Mutex::new(paths.iter());
-    let failed: Mutex<Option<Error>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, paths.len().max(1)) {
-            s.spawn(|| {
-                while failed.lock().unwrap().is_none() {
-                    let Some(path) = next.lock().unwrap().next() else {
-                        return;
-                    };
-                    if let Err(e) = f(path.as_ref()) {
-                        failed.lock().unwrap().get_or_insert(e);
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    match failed.into_inner().unwrap() {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
 }

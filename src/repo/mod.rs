@@ -258,7 +258,21 @@ impl Repo {
     /// Open the repository at `location`. `password` is only called once we
     /// know a repository is there.
     pub fn open(location: &Location, password: impl FnOnce() -> Result<Password>) -> Result<Repo> {
-        Self::open_with(location, password, false)
+        Self::open_with(location, password, false, true)
+    }
+
+    /// Open the repository and take a lock on it (see [`Repo::lock`]). A
+    /// remote's cached index catches up with its packs once, under the lock.
+    pub fn open_locked(
+        location: &Location,
+        password: impl FnOnce() -> Result<Password>,
+        exclusive: bool,
+        command: &str,
+        wait: std::time::Duration,
+    ) -> Result<Repo> {
+        let repo = Self::open_with(location, password, false, false)?;
+        repo.lock(exclusive, command, wait)?;
+        Ok(repo)
     }
 
     fn index_file(&self) -> PathBuf {
@@ -275,7 +289,7 @@ impl Repo {
         lock_wait: std::time::Duration,
     ) -> Result<Repo> {
         // the keys must open before anything is touched
-        let unlocked = Self::open_with(location, password, true)?;
+        let unlocked = Self::open_with(location, password, true, false)?;
         let storage = unlocked.storage.clone();
         let lock = lock::RepoLock::acquire(storage, true, "repair index", lock_wait)?;
         let index_path = unlocked.index_file();
@@ -295,47 +309,28 @@ impl Repo {
         // close it (checkpointing its WAL), drop the old index's WAL and
         // shared memory so they are never applied to the new file, then
         // put the new file in place
-        let Repo {
-            location: l,
-            index_dir,
-            storage,
-            repo_id,
-            keys,
-            master,
-            config,
-            key_id,
-            index,
-            lock,
-            verify_all,
-        } = repo;
-        drop(index);
+        drop(std::mem::replace(
+            &mut *repo.index(),
+            Index::in_memory(&repo.repo_id)?,
+        ));
         for f in sqlite_files(&index_path).into_iter().skip(1) {
             remove_if_present(&f)?;
         }
         std::fs::rename(&fresh, &index_path).map_err(|e| Error::io("replacing", &index_path, e))?;
-        crate::storage::sync_dir(&index_dir).map_err(|e| Error::io("syncing", &index_path, e))?;
-        let (index, _) = Index::open(&index_path, &repo_id)?;
-        Ok(Repo {
-            location: l,
-            index_dir,
-            storage,
-            repo_id,
-            keys,
-            master,
-            config,
-            key_id,
-            index: Mutex::new(index),
-            lock,
-            verify_all,
-        })
+        crate::storage::sync_dir(&repo.index_dir)
+            .map_err(|e| Error::io("syncing", &index_path, e))?;
+        *repo.index() = Index::open(&index_path, &repo.repo_id)?.0;
+        Ok(repo)
     }
 
     /// `skip_index`: open an in-memory placeholder instead of the index
-    /// (the caller builds a new one).
+    /// (the caller builds a new one). `catch_up`: bring a remote's cached
+    /// index in line with its packs now (else the caller locks, which does).
     fn open_with(
         location: &Location,
         password: impl FnOnce() -> Result<Password>,
         skip_index: bool,
+        catch_up: bool,
     ) -> Result<Repo> {
         let storage = crate::storage::open(location)?;
         let repo_id = Self::peek_id(storage.as_ref(), location)?;
@@ -413,7 +408,7 @@ impl Repo {
         if needs_rebuild {
             repo.rebuild_packs()?;
             repo.index().mark_complete()?;
-        } else if !skip_index && !repo.storage.is_local() {
+        } else if catch_up && !repo.storage.is_local() {
             // other machines write to and prune a remote repository: its
             // local index is a cache that catches up at every open
             repo.refresh_packs()?;
@@ -747,36 +742,20 @@ impl Repo {
     /// about and left out.
     fn index_found_packs(&self, packs: &[PackId]) -> Result<usize> {
         let jobs = if self.storage.is_local() { 2 } else { 16 };
-        let next = Mutex::new(packs.iter());
-        let found = Mutex::new(0usize);
-        let failed: Mutex<Option<Error>> = Mutex::new(None);
-        std::thread::scope(|s| {
-            for _ in 0..jobs.min(packs.len()) {
-                s.spawn(|| {
-                    while failed.lock().unwrap().is_none() {
-                        let Some(id) = next.lock().unwrap().next() else {
-                            return;
-                        };
-                        let r = match self.read_pack_header(id) {
-                            Ok((size, entries)) => self.index().add_found_pack(id, size, &entries),
-                            Err(e) if e.kind() == ErrorKind::Corrupt => {
-                                eprintln!("warning: pack {id}: {e}; its blobs are not indexed");
-                                continue;
-                            }
-                            Err(e) => Err(e.context(format!("pack {id}"))),
-                        };
-                        match r {
-                            Ok(()) => *found.lock().unwrap() += 1,
-                            Err(e) => *failed.lock().unwrap() = Some(e),
-                        }
-                    }
-                });
+        let found = std::sync::atomic::AtomicUsize::new(0);
+        crate::storage::for_each_concurrently(packs, jobs, |id| {
+            match self.read_pack_header(id) {
+                Ok((size, entries)) => self.index().add_found_pack(id, size, &entries)?,
+                Err(e) if e.kind() == ErrorKind::Corrupt => {
+                    eprintln!("warning: pack {id}: {e}; its blobs are not indexed");
+                    return Ok(());
+                }
+                Err(e) => return Err(e.context(format!("pack {id}"))),
             }
-        });
-        match failed.into_inner().unwrap() {
-            Some(e) => Err(e),
-            None => Ok(found.into_inner().unwrap()),
-        }
+            found.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        })?;
+        Ok(found.into_inner())
     }
 
     pub fn read_pack_header(&self, id: &PackId) -> Result<(u64, Vec<pack::PackEntry>)> {

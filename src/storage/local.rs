@@ -172,10 +172,6 @@ impl Storage for LocalStorage {
         Ok(out)
     }
 
-    fn describe(&self) -> String {
-        self.root.display().to_string()
-    }
-
     fn is_local(&self) -> bool {
         true
     }

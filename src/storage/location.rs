@@ -195,10 +195,6 @@ impl Location {
         Ok(loc)
     }
 
-    pub fn is_local(&self) -> bool {
-        matches!(self, Location::Local(_))
-    }
-
     pub fn local_path(&self) -> Option<&Path> {
         match self {
             Location::Local(p) => Some(p),

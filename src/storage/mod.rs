@@ -20,6 +20,38 @@ use std::sync::Arc;
 
 use crate::error::Result;
 
+/// Run `f` on every item with `jobs` threads, for storage requests that
+/// are round trips (a remote) or wait on a disk. Memory is bounded by what
+/// `jobs` calls hold at once. The first error stops the other threads from
+/// taking more items and is returned.
+pub fn for_each_concurrently<T: Sync>(
+    items: &[T],
+    jobs: usize,
+    f: impl Fn(&T) -> Result<()> + Sync,
+) -> Result<()> {
+    let next = std::sync::Mutex::new(items.iter());
+    let failed = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+            s.spawn(|| {
+                while failed.lock().unwrap().is_none() {
+                    let Some(item) = next.lock().unwrap().next() else {
+                        return;
+                    };
+                    if let Err(e) = f(item) {
+                        failed.lock().unwrap().get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    match failed.into_inner().unwrap() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// The storage at `location`: a local directory, or a remote through OpenDAL.
 pub fn open(location: &Location) -> Result<Arc<dyn Storage>> {
     Ok(match location {
@@ -52,8 +84,6 @@ pub trait Storage: Send + Sync {
     /// longer than `older_than` ago; returns how many. Only under the
     /// exclusive lock (prune), so no write of a running process is cut.
     fn remove_stale_tmp(&self, older_than: std::time::Duration) -> Result<u64>;
-    /// Where this is, for messages (no secrets).
-    fn describe(&self) -> String;
     /// A directory on this machine (fsync, free-space checks apply).
     fn is_local(&self) -> bool;
 }

@@ -408,10 +408,6 @@ impl Storage for RemoteStorage {
         Ok(removed)
     }
 
-    fn describe(&self) -> String {
-        self.label.clone()
-    }
-
     fn is_local(&self) -> bool {
         false
     }

@@ -701,6 +701,37 @@ fn wait_for_log(
     }
 }
 
+/// Start a server on a free loopback port. `launch(port)` prepares the
+/// command (and whatever files it needs) and names the log line that says
+/// the server is ready; its output goes to `log`. A child that exits at
+/// once (the port was taken meanwhile) is tried again on another port, up
+/// to five times. Returns the running child and its port.
+fn start_on_free_port(
+    log: &Path,
+    what: &str,
+    limit: Duration,
+    mut launch: impl FnMut(u16) -> (Command, String),
+) -> (Child, u16) {
+    for _ in 0..5 {
+        let port = free_port();
+        let (mut cmd, needle) = launch(port);
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(log_file(log))
+            .stderr(log_file(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("run {what}: {e}"));
+        match wait_for_log(&mut child, log, &needle, what, limit) {
+            Startup::Up => return (child, port),
+            Startup::Exited => kill_child(&mut child),
+        }
+    }
+    panic!(
+        "{what} did not start:\n{}",
+        fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
 /// An append-mode log file for a child's stdout/stderr.
 fn log_file(path: &Path) -> fs::File {
     fs::OpenOptions::new()
@@ -779,8 +810,7 @@ impl Sshd {
             .join(" ");
         let log = d.join("server.log");
         let sshd = which("sshd"); // sshd re-executes itself: an absolute path
-        for _ in 0..5 {
-            let port = free_port();
+        let (child, port) = start_on_free_port(&log, "sshd", Duration::from_secs(20), |port| {
             let conf = format!(
                 "Port {port}\nListenAddress 127.0.0.1\nAddressFamily inet\n\
                  HostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\n\
@@ -798,29 +828,13 @@ impl Sshd {
                 format!("[127.0.0.1]:{port} {host_key}\n"),
             )
             .unwrap();
-            let child = Command::new(&sshd)
-                .args(["-D", "-e", "-f"])
-                .arg(d.join("sshd_config"))
-                .stdin(Stdio::null())
-                .stdout(log_file(&log))
-                .stderr(log_file(&log))
-                .spawn()
-                .expect("run sshd (apt-get install -y openssh-server)");
-            s.child = Some(child);
-            let needle = format!("Server listening on 127.0.0.1 port {port}.");
-            let child = s.child.as_mut().unwrap();
-            match wait_for_log(child, &log, &needle, "sshd", Duration::from_secs(20)) {
-                Startup::Up => {
-                    s.port = port;
-                    return s;
-                }
-                Startup::Exited => {
-                    kill_child(child);
-                    s.child = None;
-                }
-            }
-        }
-        panic!("sshd did not start:\n{}", s.log());
+            let mut c = Command::new(&sshd);
+            c.args(["-D", "-e", "-f"]).arg(d.join("sshd_config"));
+            (c, format!("Server listening on 127.0.0.1 port {port}."))
+        });
+        s.child = Some(child);
+        s.port = port;
+        s
     }
 
     pub fn port(&self) -> u16 {
@@ -961,34 +975,18 @@ impl S3Server {
             secret_key: hex("sk")[..40].to_string(),
         };
         let log = s.dir.path().join("server.log");
-        for _ in 0..5 {
-            let port = free_port();
-            let child = Command::new(&bin)
-                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        let (child, port) = start_on_free_port(&log, "s3s-fs", Duration::from_secs(20), |port| {
+            let mut c = Command::new(&bin);
+            c.args(["--host", "127.0.0.1", "--port", &port.to_string()])
                 .args(["--access-key", &s.access_key])
                 .args(["--secret-key", &s.secret_key])
                 .arg(&data)
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(log_file(&log))
-                .stderr(log_file(&log))
-                .spawn()
-                .expect("run s3s-fs");
-            s.child = Some(child);
-            let needle = format!("server is running at http://127.0.0.1:{port}");
-            let child = s.child.as_mut().unwrap();
-            match wait_for_log(child, &log, &needle, "s3s-fs", Duration::from_secs(20)) {
-                Startup::Up => {
-                    s.port = port;
-                    return s;
-                }
-                Startup::Exited => {
-                    kill_child(child);
-                    s.child = None;
-                }
-            }
-        }
-        panic!("s3s-fs did not start:\n{}", s.log());
+                .env("RUST_LOG", "info");
+            (c, format!("server is running at http://127.0.0.1:{port}"))
+        });
+        s.child = Some(child);
+        s.port = port;
+        s
     }
 
     /// `http://127.0.0.1:PORT` (path-style: `ENDPOINT/BUCKET/KEY`).
@@ -1327,34 +1325,21 @@ impl Azurite {
         };
         let d = s.dir.path().to_path_buf();
         let log = d.join("server.log");
-        for _ in 0..5 {
-            let port = free_port();
-            let child = Command::new("azurite-blob")
-                .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+        let (child, port) = start_on_free_port(&log, "azurite", Duration::from_secs(30), |port| {
+            let mut c = Command::new("azurite-blob");
+            c.args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
                 .arg("--location")
                 .arg(d.join("data"))
-                .args(["--skipApiVersionCheck", "--disableTelemetry"])
-                .stdin(Stdio::null())
-                .stdout(log_file(&log))
-                .stderr(log_file(&log))
-                .spawn()
-                .expect("run azurite-blob");
-            s.child = Some(child);
-            let needle = format!("successfully listens on http://127.0.0.1:{port}");
-            let child = s.child.as_mut().unwrap();
-            match wait_for_log(child, &log, &needle, "azurite", Duration::from_secs(30)) {
-                Startup::Up => {
-                    s.port = port;
-                    s.create_container("coffre-test");
-                    return s;
-                }
-                Startup::Exited => {
-                    kill_child(child);
-                    s.child = None;
-                }
-            }
-        }
-        panic!("azurite did not start:\n{}", s.log());
+                .args(["--skipApiVersionCheck", "--disableTelemetry"]);
+            (
+                c,
+                format!("successfully listens on http://127.0.0.1:{port}"),
+            )
+        });
+        s.child = Some(child);
+        s.port = port;
+        s.create_container("coffre-test");
+        s
     }
 
     fn create_container(&self, name: &str) {
