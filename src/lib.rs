@@ -8,7 +8,7 @@
 //!   adapters/ plan  databases and files as sources and restore targets; coffre.toml
 //!   pipeline/       backup and restore of streams and trees (both cores, bounded memory)
 //!   repo/ index/    open/init, keys, packer, blob reads; the SQLite index
-//!   storage/        the storage trait and the local directory backend
+//!   storage/        the storage trait, locations, local and remote (OpenDAL) backends
 //!   format/ crypto/ chunker compress   on-disk types, keys, AEAD, FastCDC, zstd (no I/O)
 //! ```
 
