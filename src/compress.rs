@@ -86,7 +86,10 @@ pub fn decompress_into(frame: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<()
         )));
     }
     out.clear();
-    out.reserve(size as usize);
+    // exact: callers reuse `out` across chunks, and an amortized doubling
+    // (6 MiB wanted of a 5 MiB buffer gives 10) would outgrow the buffer
+    // pools' size limit, so the buffer is dropped and the next one faulted in anew
+    out.reserve_exact(size as usize);
     DECOMPRESSOR.with(|d| {
         let mut d = d.borrow_mut();
         if d.is_none() {

@@ -231,6 +231,7 @@ fn open_scratch(
                 )));
             }
             out.clear();
+            out.reserve_exact(buf.len() - 1); // see compress::decompress_into
             out.extend_from_slice(&buf[1..]);
             Ok(())
         }
