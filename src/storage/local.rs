@@ -55,6 +55,17 @@ impl Storage for LocalStorage {
         fs::read(&p).map_err(|e| io_err("reading", &p, e))
     }
 
+    fn read_into(&self, rel: &str, buf: &mut Vec<u8>) -> Result<()> {
+        use std::io::Read;
+        let p = self.path(rel);
+        let mut f = File::open(&p).map_err(|e| io_err("opening", &p, e))?;
+        let size = f.metadata().map_err(|e| io_err("inspecting", &p, e))?.len();
+        buf.clear();
+        buf.reserve_exact(size as usize);
+        f.read_to_end(buf).map_err(|e| io_err("reading", &p, e))?;
+        Ok(())
+    }
+
     fn read_at(&self, rel: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
         use std::os::unix::fs::FileExt;
         let p = self.path(rel);
@@ -209,5 +220,25 @@ impl Storage for LocalStorage {
             }
         }
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_into_replaces_the_buffer_and_names_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(dir.path());
+        s.write_atomic("a", &[b"short"]).unwrap();
+        s.write_atomic("b", &[&[7u8; 100_000]]).unwrap();
+        let mut buf = b"left over from an earlier, longer read".to_vec();
+        s.read_into("a", &mut buf).unwrap();
+        assert_eq!(buf, b"short");
+        s.read_into("b", &mut buf).unwrap();
+        assert_eq!(buf, vec![7u8; 100_000]);
+        let e = s.read_into("c", &mut buf).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
     }
 }

@@ -63,6 +63,12 @@ pub fn open(location: &Location) -> Result<Arc<dyn Storage>> {
 pub trait Storage: Send + Sync {
     /// The whole file at `path` (relative to the repository root).
     fn read(&self, path: &str) -> Result<Vec<u8>>;
+    /// The whole file at `path` into `buf` (replacing its contents), so that
+    /// a caller reading many files can reuse one buffer's memory.
+    fn read_into(&self, path: &str, buf: &mut Vec<u8>) -> Result<()> {
+        *buf = self.read(path)?;
+        Ok(())
+    }
     /// `len` bytes at `offset`; a short file is an error.
     fn read_at(&self, path: &str, offset: u64, len: usize) -> Result<Vec<u8>>;
     fn size(&self, path: &str) -> Result<u64>;
