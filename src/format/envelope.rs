@@ -171,7 +171,44 @@ pub fn open_into(
     cap: usize,
     out: &mut Vec<u8>,
 ) -> Result<()> {
-    let ty = binding.object_type;
+    let (nonce, tag) = check_header(binding.object_type, envelope)?;
+    SCRATCH.with(|scratch| {
+        let mut buf = scratch.borrow_mut();
+        buf.clear();
+        buf.extend_from_slice(&envelope[HEADER..envelope.len() - TAG_LEN]);
+        let r = open_scratch(key, binding, &nonce, &tag, &mut buf, cap, out);
+        if buf.capacity() > (4 << 20) + (64 << 10) {
+            *buf = Vec::new();
+        }
+        r
+    })
+}
+
+/// Like [`open_into`], decrypting in `envelope` itself (which is left
+/// unspecified) rather than in a copy: for callers that read each envelope
+/// into a buffer of their own.
+pub fn open_in_place_into(
+    key: &SecretKey,
+    binding: Binding<'_>,
+    envelope: &mut [u8],
+    cap: usize,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let (nonce, tag) = check_header(binding.object_type, envelope)?;
+    let tag_at = envelope.len() - TAG_LEN;
+    open_scratch(
+        key,
+        binding,
+        &nonce,
+        &tag,
+        &mut envelope[HEADER..tag_at],
+        cap,
+        out,
+    )
+}
+
+/// The plaintext header's checks; returns the nonce and the tag.
+fn check_header(ty: ObjectType, envelope: &[u8]) -> Result<([u8; NONCE_LEN], [u8; TAG_LEN])> {
     if envelope.len() < OVERHEAD {
         return Err(Error::corrupt(format!(
             "{} is truncated: {} bytes, an envelope has at least {OVERHEAD}",
@@ -194,19 +231,9 @@ pub fn open_into(
             ty as u8
         )));
     }
-    let nonce: [u8; NONCE_LEN] = envelope[2..HEADER].try_into().unwrap();
-    let tag_at = envelope.len() - TAG_LEN;
-    let tag: [u8; TAG_LEN] = envelope[tag_at..].try_into().unwrap();
-    SCRATCH.with(|scratch| {
-        let mut buf = scratch.borrow_mut();
-        buf.clear();
-        buf.extend_from_slice(&envelope[HEADER..tag_at]);
-        let r = open_scratch(key, binding, &nonce, &tag, &mut buf, cap, out);
-        if buf.capacity() > (4 << 20) + (64 << 10) {
-            *buf = Vec::new();
-        }
-        r
-    })
+    let nonce = envelope[2..HEADER].try_into().unwrap();
+    let tag = envelope[envelope.len() - TAG_LEN..].try_into().unwrap();
+    Ok((nonce, tag))
 }
 
 /// Decrypt `buf` (codec || body, encrypted) in place, then decode it into `out`.

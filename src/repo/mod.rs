@@ -582,9 +582,37 @@ impl Repo {
                 loc.blob_type.name()
             )));
         }
-        let sealed = self
-            .storage
-            .read_at(&pack_path(&loc.pack), loc.offset, loc.length as usize)
+        thread_local! {
+            /// Sealed blobs are read into this and decrypted in place.
+            static SEALED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        SEALED.with(|sealed| {
+            let mut sealed = sealed.borrow_mut();
+            let r = self.read_sealed_into(ty, id, loc, &mut sealed, out);
+            if sealed.capacity() > self.config.chunker.max_size as usize + (64 << 10) {
+                *sealed = Vec::new();
+            }
+            r
+        })
+    }
+
+    /// Read a sealed blob into `sealed` and open it there.
+    fn read_sealed_into(
+        &self,
+        ty: ObjectType,
+        id: &BlobId,
+        loc: &BlobLocation,
+        sealed: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let where_ = || format!("{} {} in pack {}", ty.name(), id, loc.pack);
+        self.storage
+            .read_at_into(
+                &pack_path(&loc.pack),
+                loc.offset,
+                loc.length as usize,
+                sealed,
+            )
             .map_err(|e| {
                 if e.kind() == ErrorKind::NotFound {
                     // the index names the pack: its absence is damage
@@ -596,8 +624,16 @@ impl Repo {
                     e.context(where_())
                 }
             })?;
-        self.open_blob_into(ty, id, &sealed, loc.raw_length, out)
-            .map_err(|e| Error::corrupt(format!("{}: {}", where_(), e.message())))
+        let cap = self.blob_cap(ty);
+        envelope::open_in_place_into(
+            &self.keys.encryption,
+            self.binding(ty, &id.0),
+            sealed,
+            cap,
+            out,
+        )
+        .and_then(|()| self.check_opened(id, loc.raw_length, out))
+        .map_err(|e| Error::corrupt(format!("{}: {}", where_(), e.message())))
     }
 
     /// Open a sealed blob and check it is what its id and pack header say:
@@ -610,17 +646,26 @@ impl Repo {
         raw_length: u32,
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        let cap = match ty {
-            ObjectType::Data => self.config.chunker.max_size as usize,
-            _ => METADATA_CAP,
-        };
         envelope::open_into(
             &self.keys.encryption,
             self.binding(ty, &id.0),
             sealed,
-            cap,
+            self.blob_cap(ty),
             out,
         )?;
+        self.check_opened(id, raw_length, out)
+    }
+
+    /// The most plaintext a blob of type `ty` may decompress to.
+    fn blob_cap(&self, ty: ObjectType) -> usize {
+        match ty {
+            ObjectType::Data => self.config.chunker.max_size as usize,
+            _ => METADATA_CAP,
+        }
+    }
+
+    /// An opened blob is what its id and pack header say.
+    fn check_opened(&self, id: &BlobId, raw_length: u32, out: &[u8]) -> Result<()> {
         if self.keys.blob_id(out) != *id {
             return Err(Error::corrupt("content does not match its id"));
         }

@@ -67,21 +67,30 @@ impl Storage for LocalStorage {
     }
 
     fn read_at(&self, rel: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
-        use std::os::unix::fs::FileExt;
-        let p = self.path(rel);
-        let f = File::open(&p).map_err(|e| io_err("opening", &p, e))?;
-        let mut buf = vec![0u8; len];
-        f.read_exact_at(&mut buf, offset).map_err(|e| {
-            if e.kind() == IoKind::UnexpectedEof {
-                Error::corrupt(format!(
-                    "{} is shorter than expected (truncated?)",
-                    p.display()
-                ))
-            } else {
-                Error::io("reading", &p, e)
-            }
-        })?;
+        let mut buf = Vec::new();
+        self.read_at_into(rel, offset, len, &mut buf)?;
         Ok(buf)
+    }
+
+    fn read_at_into(&self, rel: &str, offset: u64, len: usize, buf: &mut Vec<u8>) -> Result<()> {
+        use std::io::{Read, Seek, SeekFrom};
+        let p = self.path(rel);
+        let mut f = File::open(&p).map_err(|e| io_err("opening", &p, e))?;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| Error::io("reading", &p, e))?;
+        buf.clear();
+        buf.reserve_exact(len);
+        // into the spare capacity: no zeroing of memory about to be overwritten
+        f.take(len as u64)
+            .read_to_end(buf)
+            .map_err(|e| Error::io("reading", &p, e))?;
+        if buf.len() < len {
+            return Err(Error::corrupt(format!(
+                "{} is shorter than expected (truncated?)",
+                p.display()
+            )));
+        }
+        Ok(())
     }
 
     fn size(&self, rel: &str) -> Result<u64> {

@@ -71,6 +71,11 @@ pub trait Storage: Send + Sync {
     }
     /// `len` bytes at `offset`; a short file is an error.
     fn read_at(&self, path: &str, offset: u64, len: usize) -> Result<Vec<u8>>;
+    /// Like `read_at`, into `buf` (replacing its contents).
+    fn read_at_into(&self, path: &str, offset: u64, len: usize, buf: &mut Vec<u8>) -> Result<()> {
+        *buf = self.read_at(path, offset, len)?;
+        Ok(())
+    }
     fn size(&self, path: &str) -> Result<u64>;
     fn exists(&self, path: &str) -> Result<bool>;
     /// Write the concatenation of `parts` as `path`, atomically and durably.
