@@ -174,9 +174,11 @@ pub fn open_into(
     let (nonce, tag) = check_header(binding.object_type, envelope)?;
     SCRATCH.with(|scratch| {
         let mut buf = scratch.borrow_mut();
-        buf.clear();
-        buf.extend_from_slice(&envelope[HEADER..envelope.len() - TAG_LEN]);
-        let r = open_scratch(key, binding, &nonce, &tag, &mut buf, cap, out);
+        let body = &envelope[HEADER..envelope.len() - TAG_LEN];
+        // resize zeroes only past the current length, which earlier blobs set
+        buf.resize(body.len(), 0);
+        let r = decrypt_to(key, binding, &nonce, &tag, body, &mut buf)
+            .and_then(|()| decode(binding.object_type, &buf, cap, out));
         if buf.capacity() > (4 << 20) + (64 << 10) {
             *buf = Vec::new();
         }
@@ -196,15 +198,27 @@ pub fn open_in_place_into(
 ) -> Result<()> {
     let (nonce, tag) = check_header(binding.object_type, envelope)?;
     let tag_at = envelope.len() - TAG_LEN;
-    open_scratch(
-        key,
-        binding,
-        &nonce,
-        &tag,
-        &mut envelope[HEADER..tag_at],
-        cap,
-        out,
-    )
+    let body = &mut envelope[HEADER..tag_at];
+    crypto::open_in_place(key, &nonce, &binding.associated_data(), body, &tag)
+        .map_err(|_| auth_failed(binding.object_type))?;
+    decode(binding.object_type, body, cap, out)
+}
+
+fn auth_failed(ty: ObjectType) -> Error {
+    Error::corrupt(format!("{} failed authentication", ty.name()))
+}
+
+/// Decrypt `body` (codec || body, encrypted) into `buf`.
+fn decrypt_to(
+    key: &SecretKey,
+    binding: Binding<'_>,
+    nonce: &[u8; NONCE_LEN],
+    tag: &[u8; TAG_LEN],
+    body: &[u8],
+    buf: &mut [u8],
+) -> Result<()> {
+    crypto::open_to(key, nonce, &binding.associated_data(), body, buf, tag)
+        .map_err(|_| auth_failed(binding.object_type))
 }
 
 /// The plaintext header's checks; returns the nonce and the tag.
@@ -236,19 +250,8 @@ fn check_header(ty: ObjectType, envelope: &[u8]) -> Result<([u8; NONCE_LEN], [u8
     Ok((nonce, tag))
 }
 
-/// Decrypt `buf` (codec || body, encrypted) in place, then decode it into `out`.
-fn open_scratch(
-    key: &SecretKey,
-    binding: Binding<'_>,
-    nonce: &[u8; NONCE_LEN],
-    tag: &[u8; TAG_LEN],
-    buf: &mut [u8],
-    cap: usize,
-    out: &mut Vec<u8>,
-) -> Result<()> {
-    let ty = binding.object_type;
-    crypto::open_in_place(key, nonce, &binding.associated_data(), buf, tag)
-        .map_err(|_| Error::corrupt(format!("{} failed authentication", ty.name())))?;
+/// Decode a decrypted body (codec || bytes) into `out`.
+fn decode(ty: ObjectType, buf: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<()> {
     match buf[0] {
         CODEC_NONE => {
             if buf.len() - 1 > cap {
