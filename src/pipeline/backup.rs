@@ -26,6 +26,22 @@ use crate::pipeline::{Progress, workers};
 use crate::repo::{Packer, Repo, now_rfc3339};
 
 /// The outcome of one chunk, as the workers report it.
+/// Chunks in flight, in units of [`WORK_UNIT`]: per core, 2 chunks of any
+/// size (as before weights), or up to 8 small files. Results are consumed in
+/// order, so with a count of 2 per core a worker sat idle behind each large
+/// chunk of a volume of small files; bounding small chunks by their size
+/// keeps it busy, with no more memory for large ones.
+fn in_flight_units() -> usize {
+    workers() * 8
+}
+const WORK_UNIT: usize = 512 << 10;
+
+/// How many units of the in-flight budget a chunk holds: its size in units,
+/// at most 4 (the share of one of 2 chunks per core).
+pub fn work_weight(chunk: &[u8]) -> usize {
+    chunk.len().div_ceil(WORK_UNIT).clamp(1, 4)
+}
+
 pub struct ChunkDone {
     pub id: BlobId,
     pub len: u64,
@@ -250,7 +266,7 @@ impl<'r> BackupSession<'r> {
         self.with_writer(|| {
             engine::run(
                 workers(),
-                workers() * 2,
+                in_flight_units(),
                 move |em| {
                     let mut chunker = Chunker::new(params, seed);
                     loop {
@@ -261,7 +277,8 @@ impl<'r> BackupSession<'r> {
                         if !more {
                             return Ok(());
                         }
-                        em.work(buf)?;
+                        let weight = work_weight(&buf);
+                        em.work_weighted(buf, weight)?;
                     }
                 },
                 || this.repo.index_reader(),
@@ -343,7 +360,7 @@ impl<'r> BackupSession<'r> {
         self.with_writer(|| {
             engine::run(
                 workers(),
-                workers() * 2,
+                in_flight_units(),
                 move |em| {
                     let mut walker = walk::Walker::new(
                         repo,

@@ -11,15 +11,18 @@ use crate::error::{Error, Result};
 pub struct Emitter<'a, W, E> {
     seq: u64,
     tx: Sender<(u64, Job<W, E>)>,
-    /// One token per work item in flight, returned when the consumer has
-    /// taken its output: bounds the memory held by queued and finished work.
+    /// Tokens for the work in flight (one per item, or its weight), returned
+    /// when the consumer has taken its output: bounds the memory held by
+    /// queued and finished work.
     tokens: Sender<()>,
+    /// The most tokens one item takes, so that any item can get them.
+    max_weight: usize,
     stop: &'a AtomicBool,
 }
 
 pub enum Job<W, E> {
-    /// Work for a worker.
-    Work(W),
+    /// Work for a worker, and the tokens it holds.
+    Work(W, usize),
     /// Passed through to the consumer untouched, in order.
     Event(E),
 }
@@ -41,8 +44,18 @@ impl<W, E> Emitter<'_, W, E> {
         Ok(())
     }
     pub fn work(&mut self, w: W) -> Result<()> {
-        self.tokens.send(()).map_err(|_| Error::other("stopped"))?;
-        self.send(Job::Work(w))
+        self.work_weighted(w, 1)
+    }
+    /// Send work that holds `weight` tokens (at least 1, at most half the
+    /// queue): work of very different sizes (a 4 KiB file, an 8 MiB chunk)
+    /// can then be bounded by memory rather than by count, so that many
+    /// small items keep the workers busy while a large one is in progress.
+    pub fn work_weighted(&mut self, w: W, weight: usize) -> Result<()> {
+        let weight = weight.clamp(1, self.max_weight);
+        for _ in 0..weight {
+            self.tokens.send(()).map_err(|_| Error::other("stopped"))?;
+        }
+        self.send(Job::Work(w, weight))
     }
     pub fn event(&mut self, e: E) -> Result<()> {
         self.send(Job::Event(e))
@@ -51,8 +64,9 @@ impl<W, E> Emitter<'_, W, E> {
 
 /// Run `produce` on its own thread, `work` on `workers` threads (each with a
 /// state made by `init`), and feed results to `consume` in the order the
-/// producer emitted them. At most `queue` work items are in flight (queued,
-/// being worked on, or finished but not consumed). The first error anywhere stops everything and is
+/// producer emitted them. At most `queue` tokens of work are in flight
+/// (queued, being worked on, or finished but not consumed): one per item
+/// sent with `work`, its weight with `work_weighted`. The first error anywhere stops everything and is
 /// returned; a producer "stopped" error caused by that stop is not reported.
 pub fn run<W, E, O, S>(
     workers: usize,
@@ -72,7 +86,7 @@ where
     let (job_tx, job_rx) = unbounded::<(u64, Job<W, E>)>();
     let (tok_tx, tok_rx) = bounded::<()>(queue.max(1));
     let mut tok_rx = Some(tok_rx);
-    let (done_tx, done_rx) = unbounded::<(u64, Result<Done<O, E>>)>();
+    let (done_tx, done_rx) = unbounded::<(u64, Result<(Done<O, E>, usize)>)>();
     std::thread::scope(|s| {
         let producer = {
             let done_tx = done_tx.clone();
@@ -81,6 +95,7 @@ where
                     seq: 0,
                     tx: job_tx,
                     tokens: tok_tx,
+                    max_weight: (queue / 2).max(1),
                     stop,
                 };
                 let r = produce(&mut em);
@@ -111,8 +126,10 @@ where
                         break;
                     }
                     let out = match job {
-                        Job::Work(w) => work(&mut state, w).map(Done::Output),
-                        Job::Event(e) => Ok(Done::Event(e)),
+                        Job::Work(w, weight) => {
+                            work(&mut state, w).map(|o| (Done::Output(o), weight))
+                        }
+                        Job::Event(e) => Ok((Done::Event(e), 0)),
                     };
                     let failed = out.is_err();
                     if done_tx.send((seq, out)).is_err() || failed {
@@ -124,7 +141,7 @@ where
         drop(job_rx);
         drop(done_tx);
         let mut next = 0u64;
-        let mut pending: BTreeMap<u64, Done<O, E>> = BTreeMap::new();
+        let mut pending: BTreeMap<u64, (Done<O, E>, usize)> = BTreeMap::new();
         let mut first_err: Option<Error> = None;
         for (seq, out) in done_rx.iter() {
             match out {
@@ -136,16 +153,17 @@ where
                     pending.insert(seq, d);
                 }
             }
-            while let Some(d) = pending.remove(&next) {
+            while let Some((d, weight)) = pending.remove(&next) {
                 next += 1;
-                let is_output = matches!(d, Done::Output(_));
                 if let Err(e) = consume(d) {
                     first_err = Some(e);
                     break;
                 }
-                // the item's memory is gone only now: return its token
-                if is_output && let Some(t) = &tok_rx {
-                    let _ = t.recv();
+                // the item's memory is gone only now: return its tokens
+                if let Some(t) = &tok_rx {
+                    for _ in 0..weight {
+                        let _ = t.recv();
+                    }
                 }
             }
             if first_err.is_some() {
@@ -292,5 +310,39 @@ mod tests {
             "{}",
             max_seen.load(Ordering::SeqCst)
         );
+    }
+
+    #[test]
+    fn weighted_work_holds_its_weight_in_tokens() {
+        // queue 8: items of weight 4 (at most queue / 2) leave room for 2,
+        // items of weight 1 for 8; the producer counts one more before it
+        // waits for tokens
+        for (weight, most) in [(4usize, 3usize), (1, 9), (100, 3)] {
+            let in_flight = AtomicUsize::new(0);
+            let max_seen = AtomicUsize::new(0);
+            run(
+                2,
+                8,
+                |em| {
+                    for i in 0..100u64 {
+                        let n = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                        max_seen.fetch_max(n, Ordering::SeqCst);
+                        em.work_weighted(i, weight)?;
+                    }
+                    Ok(())
+                },
+                || Ok(()),
+                |_, i: u64| Ok(i),
+                |_: Done<u64, ()>| {
+                    std::thread::sleep(std::time::Duration::from_micros(300));
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    Ok(())
+                },
+            )
+            .unwrap();
+            let seen = max_seen.load(Ordering::SeqCst);
+            assert!(seen <= most, "weight {weight}: {seen} in flight");
+            assert!(seen >= most - 1, "weight {weight}: only {seen} in flight");
+        }
     }
 }

@@ -232,7 +232,10 @@ impl<'r> Walker<'r> {
             loop {
                 let mut buf = self.buffers.try_recv().unwrap_or_default();
                 match self.chunker.next_chunk_into(&mut file, &mut buf) {
-                    Ok(true) => em.work(buf)?,
+                    Ok(true) => {
+                        let weight = super::backup::work_weight(&buf);
+                        em.work_weighted(buf, weight)?
+                    }
                     Ok(false) => break,
                     Err(e) => {
                         em.event(TreeEvent::Warning(format!(
