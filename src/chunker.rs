@@ -29,8 +29,10 @@ impl Chunker {
         Chunker {
             params,
             seed,
-            // 3 x max: one compaction of less than max bytes per 2 x max chunked
-            buf: vec![0; params.max_size as usize * 3],
+            // 2 x max: one compaction of less than max bytes per max or more
+            // chunked; measured as fast as 3 x max on the anchors' dumps, and
+            // 8 MiB less resident for the life of a backup
+            buf: vec![0; params.max_size as usize * 2],
             start: 0,
             end: 0,
             eof: false,
