@@ -13,6 +13,43 @@ pub struct LocalStorage {
 }
 
 impl LocalStorage {
+    /// Write a file atomically and durably: a temp file filled by `write`,
+    /// fsynced, renamed into place, and the directory fsynced.
+    fn write_atomic_with(
+        &self,
+        rel: &str,
+        write: impl FnOnce(&mut File) -> std::io::Result<()>,
+    ) -> Result<()> {
+        let dest = self.path(rel);
+        let dir = dest.parent().expect("repository paths have a parent");
+        create_dir_private(dir).map_err(|e| Error::io("creating", dir, e))?;
+        let tmp_dir = self.root.join("tmp");
+        create_dir_private(&tmp_dir).map_err(|e| Error::io("creating", &tmp_dir, e))?;
+        let tmp = tmp_dir.join(format!(
+            "{}.{}.{}",
+            dest.file_name().unwrap().to_string_lossy(),
+            std::process::id(),
+            hex::encode(crate::crypto::random_array::<6>())
+        ));
+        let result = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            write(&mut f)?;
+            f.sync_all()?;
+            drop(f);
+            fs::rename(&tmp, &dest)?;
+            sync_dir(dir)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io("writing", &dest, e));
+        }
+        Ok(())
+    }
+
     pub fn new(root: &Path) -> LocalStorage {
         LocalStorage {
             root: root.to_path_buf(),
@@ -110,36 +147,11 @@ impl Storage for LocalStorage {
     }
 
     fn write_atomic(&self, rel: &str, parts: &[&[u8]]) -> Result<()> {
-        let dest = self.path(rel);
-        let dir = dest.parent().expect("repository paths have a parent");
-        create_dir_private(dir).map_err(|e| Error::io("creating", dir, e))?;
-        let tmp_dir = self.root.join("tmp");
-        create_dir_private(&tmp_dir).map_err(|e| Error::io("creating", &tmp_dir, e))?;
-        let tmp = tmp_dir.join(format!(
-            "{}.{}.{}",
-            dest.file_name().unwrap().to_string_lossy(),
-            std::process::id(),
-            hex::encode(crate::crypto::random_array::<6>())
-        ));
-        let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            for part in parts {
-                f.write_all(part)?;
-            }
-            f.sync_all()?;
-            drop(f);
-            fs::rename(&tmp, &dest)?;
-            sync_dir(dir)
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::io("writing", &dest, e));
-        }
-        Ok(())
+        self.write_atomic_with(rel, |f| parts.iter().try_for_each(|p| f.write_all(p)))
+    }
+
+    fn write_parts_owned(&self, rel: &str, parts: Vec<Vec<u8>>) -> Result<()> {
+        self.write_atomic_with(rel, |f| parts.into_iter().try_for_each(|p| f.write_all(&p)))
     }
 
     fn list(&self, rel: &str) -> Result<Vec<String>> {

@@ -85,6 +85,12 @@ pub trait Storage: Send + Sync {
     fn write_owned(&self, path: &str, data: Vec<u8>) -> Result<()> {
         self.write_atomic(path, &[&data])
     }
+    /// Like `write_atomic`, handing the parts over: a local write frees each
+    /// part once it is written, so that memory is not held through the fsync.
+    fn write_parts_owned(&self, path: &str, parts: Vec<Vec<u8>>) -> Result<()> {
+        let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+        self.write_atomic(path, &refs)
+    }
     /// Names directly inside `dir`, files and directories (empty if `dir`
     /// does not exist).
     fn list(&self, dir: &str) -> Result<Vec<String>>;
