@@ -342,9 +342,14 @@ impl MariaDb {
         let dir = tempdir("coffre-my-");
         let data = dir.path().join("data");
         let sock = dir.path().join("mysqld.sock");
+        // a temp directory of its own: servers started at once (tests run in
+        // parallel) once failed to bootstrap over each other's temp tables in /tmp
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
         let mut c = Command::new("mariadb-install-db");
         c.arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args([
                 "--user=root",
                 "--auth-root-authentication-method=normal",
@@ -368,6 +373,7 @@ impl MariaDb {
             let child = Command::new(which("mariadbd"))
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--tmpdir={}", tmp.display()))
                 .arg(format!("--socket={}", db.sock.display()))
                 .arg(format!("--port={port}"))
                 .arg(if binlog {
