@@ -39,26 +39,14 @@ LOG="$DATA/e2e.log"
 export COFFRE_REPO="$REPO" COFFRE_PASSWORD="e2e-bench-password-not-secret"
 unset COFFRE_PASSWORD_FILE COFFRE_PASSWORD_COMMAND
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 
 # ----------------------------------------------------------------------------- tools
-if [ ! -x /usr/bin/time ]; then
-  log "installing GNU time"
-  if [ "$(id -u)" = 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null ||
-      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
-  else
-    sudo apt-get install -y -qq time >/dev/null
-  fi
-fi
+need_gnu_time
 command -v python3 >/dev/null || die "python3 is needed to generate the data"
 
-if [ "${SKIP_BUILD:-0}" != 1 ] && [ -z "$COFFRE_GIVEN" ]; then
-  log "cargo build --release"
-  (cd "$ROOT" && cargo build --release --quiet)
-fi
-[ -x "$COFFRE" ] || die "no coffre binary at $COFFRE"
+build_coffre
 
 # ----------------------------------------------------------------------------- data
 gen() {

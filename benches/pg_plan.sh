@@ -46,25 +46,17 @@ NAME="postgres/app"
 # the plan names the repository and its password file; nothing from the caller's environment
 unset COFFRE_REPO COFFRE_PASSWORD COFFRE_PASSWORD_FILE COFFRE_PASSWORD_COMMAND COFFRE_CONFIG
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 
 # ----------------------------------------------------------------------------- tools
 [ "$(id -u)" = 0 ] || die "run as root (initdb/pg_ctl run as the postgres user through runuser)"
 id postgres >/dev/null 2>&1 || die "no postgres user (apt-get install postgresql)"
 [ -x "$PGBIN/initdb" ] || die "no PostgreSQL server binaries in $PGBIN (set PGBIN)"
-if ! command -v /usr/bin/time >/dev/null; then
-  log "installing GNU time"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null ||
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
-fi
+need_gnu_time
 command -v python3 >/dev/null || die "python3 is needed (free port, JSON, table)"
 
-if [ "${SKIP_BUILD:-0}" != 1 ] && [ -z "$COFFRE_GIVEN" ]; then
-  log "cargo build --release"
-  (cd "$ROOT" && cargo build --release --quiet)
-fi
-[ -x "$COFFRE" ] || die "no coffre binary at $COFFRE"
+build_coffre
 C="$COFFRE"
 
 mkdir -p "$DATA"

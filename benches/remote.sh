@@ -58,7 +58,8 @@ unset COFFRE_REPO COFFRE_PASSWORD_FILE COFFRE_PASSWORD_COMMAND COFFRE_CONFIG
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_REGION
 export COFFRE_PASSWORD="remote-bench-password-not-secret"
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 die() {
   log "ERROR: $*"
   [ -f "$LOG" ] && { log "last lines of $LOG:"; tail -n 15 "$LOG" >&2; }
@@ -66,15 +67,7 @@ die() {
 }
 
 # ----------------------------------------------------------------------------- tools
-if [ ! -x /usr/bin/time ]; then
-  log "installing GNU time"
-  if [ "$(id -u)" = 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null ||
-      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
-  else
-    sudo apt-get install -y -qq time >/dev/null
-  fi
-fi
+need_gnu_time
 command -v python3 >/dev/null || die "python3 is needed (data, free port, timing, table)"
 command -v curl >/dev/null || die "curl is needed (the curl baseline)"
 [ -x "$S3S_FS" ] || die "no s3s-fs at $S3S_FS: cargo install s3s-fs --version 0.14.1 --features binary --locked"
@@ -94,11 +87,7 @@ if [ "${NO_AWS:-0}" != 1 ]; then
   fi
 fi
 
-if [ "${SKIP_BUILD:-0}" != 1 ] && [ -z "$COFFRE_GIVEN" ]; then
-  log "cargo build --release"
-  (cd "$ROOT" && cargo build --release --quiet)
-fi
-[ -x "$COFFRE" ] || die "no coffre binary at $COFFRE"
+build_coffre
 C="$COFFRE"
 
 mkdir -p "$WORK"

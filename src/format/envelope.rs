@@ -177,8 +177,16 @@ pub fn open_into(
         let body = &envelope[HEADER..envelope.len() - TAG_LEN];
         // resize zeroes only past the current length, which earlier blobs set
         buf.resize(body.len(), 0);
-        let r = decrypt_to(key, binding, &nonce, &tag, body, &mut buf)
-            .and_then(|()| decode(binding.object_type, &buf, cap, out));
+        let r = crypto::open_to(
+            key,
+            &nonce,
+            &binding.associated_data(),
+            body,
+            &mut buf,
+            &tag,
+        )
+        .map_err(|_| auth_failed(binding.object_type))
+        .and_then(|()| decode(binding.object_type, &buf, cap, out));
         if buf.capacity() > (4 << 20) + (64 << 10) {
             *buf = Vec::new();
         }
@@ -206,19 +214,6 @@ pub fn open_in_place_into(
 
 fn auth_failed(ty: ObjectType) -> Error {
     Error::corrupt(format!("{} failed authentication", ty.name()))
-}
-
-/// Decrypt `body` (codec || body, encrypted) into `buf`.
-fn decrypt_to(
-    key: &SecretKey,
-    binding: Binding<'_>,
-    nonce: &[u8; NONCE_LEN],
-    tag: &[u8; TAG_LEN],
-    body: &[u8],
-    buf: &mut [u8],
-) -> Result<()> {
-    crypto::open_to(key, nonce, &binding.associated_data(), body, buf, tag)
-        .map_err(|_| auth_failed(binding.object_type))
 }
 
 /// The plaintext header's checks; returns the nonce and the tag.

@@ -20,26 +20,17 @@ use crate::format::snapshot::{
 use crate::format::tree::{Node, Tree};
 use crate::format::{BlobId, ObjectType, SnapshotId};
 use crate::index::Index;
+use crate::pipeline::buffers::BufferPool;
 use crate::pipeline::engine::{self, Done};
 use crate::pipeline::walk::{self, TreeEvent};
 use crate::pipeline::{Progress, workers};
 use crate::repo::{Packer, Repo, now_rfc3339};
 
 /// The outcome of one chunk, as the workers report it.
-/// Chunks in flight, in units of [`WORK_UNIT`]: per core, 2 chunks of any
-/// size (as before weights), or up to 8 small files. Results are consumed in
-/// order, so with a count of 2 per core a worker sat idle behind each large
-/// chunk of a volume of small files; bounding small chunks by their size
-/// keeps it busy, with no more memory for large ones.
+/// Chunk budget in flight (see [`engine::weight_of`]): per core, 2 chunks of
+/// any size, or up to 8 small files.
 fn in_flight_units() -> usize {
-    workers() * 8
-}
-const WORK_UNIT: usize = 512 << 10;
-
-/// How many units of the in-flight budget a chunk holds: its size in units,
-/// at most 4 (the share of one of 2 chunks per core).
-pub fn work_weight(chunk: &[u8]) -> usize {
-    chunk.len().div_ceil(WORK_UNIT).clamp(1, 4)
+    workers() * 2 * engine::MAX_WEIGHT
 }
 
 pub struct ChunkDone {
@@ -58,10 +49,7 @@ pub struct BackupSession<'r> {
     pending: Mutex<HashSet<BlobId>>,
     /// Chunk buffers going back from workers to the reader, so that chunk-sized
     /// allocations are reused instead of churned through the allocator.
-    buffers: (
-        crossbeam_channel::Sender<Vec<u8>>,
-        crossbeam_channel::Receiver<Vec<u8>>,
-    ),
+    buffers: BufferPool,
     /// While an entry is being backed up: the queue to the pack writer thread,
     /// which writes and fsyncs packs while the workers go on compressing.
     pack_tx: Mutex<Option<crossbeam_channel::Sender<crate::repo::PackBatch>>>,
@@ -80,7 +68,9 @@ impl<'r> BackupSession<'r> {
             pending: Mutex::new(HashSet::new()),
             pack_tx: Mutex::new(None),
             writer_error: Mutex::new(None),
-            buffers: crossbeam_channel::bounded(workers() + 2),
+            // only typical sizes go back: a buffer grown by a rare large chunk
+            // would otherwise pin that size for the rest of the run
+            buffers: BufferPool::new(workers() + 2, 2 * repo.config().chunker.avg_size as usize),
             entries: Vec::new(),
             failed: Vec::new(),
             warnings: 0,
@@ -217,11 +207,7 @@ impl<'r> BackupSession<'r> {
             0
         };
         self.progress.bytes(len);
-        // only typical sizes go back: a buffer grown by a rare large chunk
-        // would otherwise pin that size for the rest of the run
-        if data.capacity() <= 2 * self.repo.config().chunker.avg_size as usize {
-            let _ = self.buffers.0.try_send(data);
-        }
+        self.buffers.give_back(data);
         Ok(ChunkDone { id, len, stored })
     }
 
@@ -270,14 +256,14 @@ impl<'r> BackupSession<'r> {
                 move |em| {
                     let mut chunker = Chunker::new(params, seed);
                     loop {
-                        let mut buf = this.buffers.1.try_recv().unwrap_or_default();
+                        let mut buf = this.buffers.take();
                         let more = chunker.next_chunk_into(input, &mut buf).map_err(|e| {
                             Error::other(format!("reading the input of {name}: {e}")).with_source(e)
                         })?;
                         if !more {
                             return Ok(());
                         }
-                        let weight = work_weight(&buf);
+                        let weight = engine::weight_of(buf.len());
                         em.work_weighted(buf, weight)?;
                     }
                 },
@@ -366,7 +352,7 @@ impl<'r> BackupSession<'r> {
                         repo,
                         Chunker::new(params, seed),
                         progress,
-                        &this.buffers.1,
+                        &this.buffers,
                     )?;
                     walker.walk_root(&walk_path, parent_tree, em)
                 },

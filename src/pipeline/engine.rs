@@ -62,6 +62,19 @@ impl<W, E> Emitter<'_, W, E> {
     }
 }
 
+/// The most tokens [`weight_of`] gives an item: what a large item held when
+/// every item held one, so a queue of `n * MAX_WEIGHT` tokens keeps `n`
+/// large items in flight as before, and up to `n * MAX_WEIGHT` small ones.
+pub const MAX_WEIGHT: usize = 4;
+
+/// The weight of an item of `bytes` bytes for [`Emitter::work_weighted`]:
+/// one token per 512 KiB, at least 1, at most [`MAX_WEIGHT`]. Results are
+/// consumed in order, so with a count alone a worker sits idle behind each
+/// large item while small ones wait for room.
+pub fn weight_of(bytes: usize) -> usize {
+    bytes.div_ceil(512 << 10).clamp(1, MAX_WEIGHT)
+}
+
 /// Run `produce` on its own thread, `work` on `workers` threads (each with a
 /// state made by `init`), and feed results to `consume` in the order the
 /// producer emitted them. At most `queue` tokens of work are in flight
@@ -280,36 +293,43 @@ mod tests {
         assert_eq!(r.unwrap_err().message(), "disk full");
     }
 
-    #[test]
-    fn work_in_flight_is_bounded() {
+    /// The most items in flight at once, as the producer counts them (one
+    /// more than the queue holds: it counts an item before it waits for
+    /// tokens) while a slow consumer takes `n` items of `weight`.
+    fn most_in_flight(queue: usize, n: u64, weight: Option<usize>) -> usize {
         let in_flight = AtomicUsize::new(0);
         let max_seen = AtomicUsize::new(0);
         run(
             2,
-            3,
+            queue,
             |em| {
-                for i in 0..200u64 {
+                for i in 0..n {
                     let n = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                     max_seen.fetch_max(n, Ordering::SeqCst);
-                    em.work(i)?;
+                    match weight {
+                        None => em.work(i)?,
+                        Some(w) => em.work_weighted(i, w)?,
+                    }
                 }
                 Ok(())
             },
             || Ok(()),
             |_, i: u64| Ok(i),
             |_: Done<u64, ()>| {
-                std::thread::sleep(std::time::Duration::from_micros(200));
+                std::thread::sleep(std::time::Duration::from_micros(250));
                 in_flight.fetch_sub(1, Ordering::SeqCst);
                 Ok(())
             },
         )
         .unwrap();
+        max_seen.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn work_in_flight_is_bounded() {
         // the producer counts an item before it takes a token: at most queue + 1
-        assert!(
-            max_seen.load(Ordering::SeqCst) <= 4,
-            "{}",
-            max_seen.load(Ordering::SeqCst)
-        );
+        let seen = most_in_flight(3, 200, None);
+        assert!(seen <= 4, "{seen}");
     }
 
     #[test]
@@ -318,29 +338,7 @@ mod tests {
         // items of weight 1 for 8; the producer counts one more before it
         // waits for tokens
         for (weight, most) in [(4usize, 3usize), (1, 9), (100, 3)] {
-            let in_flight = AtomicUsize::new(0);
-            let max_seen = AtomicUsize::new(0);
-            run(
-                2,
-                8,
-                |em| {
-                    for i in 0..100u64 {
-                        let n = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-                        max_seen.fetch_max(n, Ordering::SeqCst);
-                        em.work_weighted(i, weight)?;
-                    }
-                    Ok(())
-                },
-                || Ok(()),
-                |_, i: u64| Ok(i),
-                |_: Done<u64, ()>| {
-                    std::thread::sleep(std::time::Duration::from_micros(300));
-                    in_flight.fetch_sub(1, Ordering::SeqCst);
-                    Ok(())
-                },
-            )
-            .unwrap();
-            let seen = max_seen.load(Ordering::SeqCst);
+            let seen = most_in_flight(8, 100, Some(weight));
             assert!(seen <= most, "weight {weight}: {seen} in flight");
             assert!(seen >= most - 1, "weight {weight}: only {seen} in flight");
         }

@@ -7,6 +7,7 @@
 //! channels are bounded, so memory stays flat whatever the input size.
 
 mod backup;
+mod buffers;
 mod check;
 mod engine;
 mod prune;

@@ -12,7 +12,8 @@ use crate::format::chunklist::{self, Content};
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::format::{BlobId, ObjectType};
 use crate::index::{BlobLocation, Index};
-use crate::pipeline::engine::{self, Done, Emitter};
+use crate::pipeline::buffers::BufferPool;
+use crate::pipeline::engine::{self, Done, Emitter, MAX_WEIGHT};
 use crate::pipeline::{Progress, workers};
 use crate::repo::Repo;
 
@@ -38,15 +39,6 @@ struct Dest {
 /// Chunks in flight per worker: enough to keep workers busy while the
 /// consumer writes, few enough to bound memory (chunks are at most 8 MiB).
 const IN_FLIGHT_PER_WORKER: usize = 3;
-
-/// A tree's chunk holds one token of the in-flight budget per this many
-/// bytes, at most [`MAX_WEIGHT`]: chunks of 2 MiB or more count as before
-/// weights, and up to 4 times as many small files are in flight, so that a
-/// worker does not sit idle behind a large chunk (results are consumed in
-/// order): a 2,000-file volume restores 8 % faster (into tmpfs, where the
-/// file system's own costs do not drown the difference).
-const WEIGHT_UNIT: usize = 512 << 10;
-const MAX_WEIGHT: usize = 4;
 
 /// Chunks read at once, and large chunks in flight (read, waiting for their
 /// turn to be written; [`MAX_WEIGHT`] tokens each): one reader per core on a
@@ -82,10 +74,11 @@ fn emit_content<E>(
         })?;
         let len = loc.raw_length as u64;
         // in a tree, small chunks (small files) hold less of the in-flight
-        // budget; a stream's chunks are large, and more of them in flight
-        // only cost memory
+        // budget, so a worker does not sit idle behind a large one (a
+        // 2,000-file volume restores 8 % faster into tmpfs); a stream's chunks
+        // are large, and more of them in flight only cost memory
         let weight = match dest {
-            Some(_) => (len as usize).div_ceil(WEIGHT_UNIT).clamp(1, MAX_WEIGHT),
+            Some(_) => engine::weight_of(len as usize),
             None => MAX_WEIGHT,
         };
         em.work_weighted(
@@ -112,26 +105,19 @@ fn emit_content<E>(
     Ok(())
 }
 
-/// Buffers for restored chunks, handed back by the consumer once written, so
-/// that chunk-sized allocations are reused rather than faulted in each time.
-struct Buffers {
-    tx: crossbeam_channel::Sender<Vec<u8>>,
-    rx: crossbeam_channel::Receiver<Vec<u8>>,
-    keep_up_to: usize,
-}
+/// Restored chunks' buffers, handed back by the consumer once written.
+struct Buffers(BufferPool);
 
 impl Buffers {
     fn new(repo: &Repo) -> Buffers {
         // as many as can be in flight, so that steady state allocates nothing
-        let (tx, rx) = crossbeam_channel::bounded(parallelism(repo).1 + 1);
-        Buffers {
-            tx,
-            rx,
-            keep_up_to: repo.config().chunker.max_size as usize,
-        }
+        Buffers(BufferPool::new(
+            parallelism(repo).1 + 1,
+            repo.config().chunker.max_size as usize,
+        ))
     }
     fn read_chunk(&self, repo: &Repo, w: &Work) -> Result<Vec<u8>> {
-        let mut buf = self.rx.try_recv().unwrap_or_default();
+        let mut buf = self.0.take();
         repo.read_blob_at_into(ObjectType::Data, &w.id, &w.loc, &mut buf)?;
         Ok(buf)
     }
@@ -149,9 +135,7 @@ impl Buffers {
         Ok(n)
     }
     fn give_back(&self, buf: Vec<u8>) {
-        if buf.capacity() <= self.keep_up_to {
-            let _ = self.tx.try_send(buf);
-        }
+        self.0.give_back(buf)
     }
 }
 

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 use crate::format::pack::{self, PackEntry};
 use crate::format::{BlobId, ObjectType, PackId};
+use crate::pipeline::buffers::BufferPool;
 use crate::pipeline::engine::{self, Done};
 use crate::pipeline::{Progress, workers};
 use crate::repo::{Repo, pack_path};
@@ -52,31 +53,14 @@ struct PackData {
     id: PackId,
     bytes: Vec<u8>,
     /// Where `bytes` goes once the last blob is verified.
-    pool: Option<crossbeam_channel::Sender<Vec<u8>>>,
+    pool: Option<BufferPool>,
 }
 
 impl Drop for PackData {
     fn drop(&mut self) {
         if let Some(pool) = &self.pool {
-            let _ = pool.try_send(std::mem::take(&mut self.bytes));
+            pool.give_back(std::mem::take(&mut self.bytes));
         }
-    }
-}
-
-/// Pack buffers handed back once their blobs are verified: packs are read
-/// into memory already faulted in instead of fresh pages (about a tenth of
-/// a local scrub's CPU time went to clearing and mapping them).
-struct PackBuffers {
-    tx: crossbeam_channel::Sender<Vec<u8>>,
-    rx: crossbeam_channel::Receiver<Vec<u8>>,
-}
-
-impl PackBuffers {
-    /// Up to `keep` idle buffers; as many packs as are in flight at once
-    /// (read ahead, being verified) make the steady state allocate nothing.
-    fn new(keep: usize) -> PackBuffers {
-        let (tx, rx) = crossbeam_channel::bounded(keep);
-        PackBuffers { tx, rx }
     }
 }
 
@@ -93,12 +77,8 @@ type Verified = (PackId, Option<(BlobId, ObjectType, String)>);
 type PackCheck = std::result::Result<Vec<PackEntry>, String>;
 
 /// Read a pack and check what can be checked without opening blobs.
-fn read_pack(
-    repo: &Repo,
-    id: &PackId,
-    buffers: &PackBuffers,
-) -> Result<(Arc<PackData>, PackCheck)> {
-    let mut bytes = buffers.rx.try_recv().unwrap_or_default();
+fn read_pack(repo: &Repo, id: &PackId, buffers: &BufferPool) -> Result<(Arc<PackData>, PackCheck)> {
+    let mut bytes = buffers.take();
     match repo.storage().read_into(&pack_path(id), &mut bytes) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -119,7 +99,7 @@ fn read_pack(
         pack::decode_pack_header(&repo.keys().encryption, repo.id(), &bytes)
             .map_err(|e| format!("pack {id}: header: {}", e.message()))
     };
-    let pool = Some(buffers.tx.clone());
+    let pool = Some(buffers.clone());
     Ok((
         Arc::new(PackData {
             id: *id,
@@ -218,7 +198,9 @@ pub fn scrub(repo: &Repo, opts: &ScrubOptions, progress: &dyn Progress) -> Resul
             // a remote answers each read after a round trip: several packs
             // are fetched at once (memory: that many packs)
             let ahead = if repo.storage().is_local() { 1 } else { 3 };
-            let buffers = PackBuffers::new(ahead + 2);
+            // as many as are in flight at once (read ahead, being verified):
+            // packs are read into memory already faulted in, not fresh pages
+            let buffers = BufferPool::new(ahead + 2, usize::MAX);
             for window in chosen.chunks(ahead) {
                 if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                     break;

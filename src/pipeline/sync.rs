@@ -113,7 +113,7 @@ fn copy(src: &dyn Storage, dst: &dyn Storage, path: &str, limiter: &Limiter) -> 
     let (len, hash) = (bytes.len(), blake3::hash(&bytes));
     limiter.take(len as u64);
     // handed over, so that one object is in memory at a time per job
-    dst.write_owned(path, bytes)?;
+    dst.write_owned(path, vec![bytes])?;
     let back = dst.read(path)?;
     if back.len() != len || blake3::hash(&back) != hash {
         return Err(Error::corrupt(format!(

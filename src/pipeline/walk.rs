@@ -15,6 +15,7 @@ use crate::format::{BlobId, ObjectType};
 use crate::index::Index;
 use crate::pipeline::Progress;
 use crate::pipeline::backup::{ContentBuilder, encode_tree};
+use crate::pipeline::buffers::BufferPool;
 use crate::pipeline::engine::Emitter;
 use crate::repo::Repo;
 
@@ -58,7 +59,7 @@ pub struct Walker<'r> {
     index: Index,
     chunker: Chunker,
     progress: &'r dyn Progress,
-    buffers: &'r crossbeam_channel::Receiver<Vec<u8>>,
+    buffers: &'r BufferPool,
 }
 
 type Em<'a, 'b> = Emitter<'a, Vec<u8>, TreeEvent>;
@@ -68,7 +69,7 @@ impl<'r> Walker<'r> {
         repo: &'r Repo,
         chunker: Chunker,
         progress: &'r dyn Progress,
-        buffers: &'r crossbeam_channel::Receiver<Vec<u8>>,
+        buffers: &'r BufferPool,
     ) -> Result<Self> {
         Ok(Walker {
             buffers,
@@ -230,10 +231,10 @@ impl<'r> Walker<'r> {
             em.event(TreeEvent::FileStart(node))?;
             self.chunker.reset();
             loop {
-                let mut buf = self.buffers.try_recv().unwrap_or_default();
+                let mut buf = self.buffers.take();
                 match self.chunker.next_chunk_into(&mut file, &mut buf) {
                     Ok(true) => {
-                        let weight = super::backup::work_weight(&buf);
+                        let weight = super::engine::weight_of(buf.len());
                         em.work_weighted(buf, weight)?
                     }
                     Ok(false) => break,

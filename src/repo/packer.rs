@@ -89,6 +89,7 @@ impl PackBatch {
             entries.push(*e);
         }
         let header = pack::encode_header(&repo.keys().encryption, repo.id(), &entries, None);
+        let size = offset + header.len() as u64;
         let mut parts: Vec<Vec<u8>> = self.blobs.into_iter().map(|(_, d)| d).collect();
         parts.push(header);
         let mut hasher = blake3::Hasher::new();
@@ -96,11 +97,10 @@ impl PackBatch {
             hasher.update(p);
         }
         let id = PackId(*hasher.finalize().as_bytes());
-        let size: u64 = parts.iter().map(|p| p.len() as u64).sum();
         // handed over: each blob is freed once written, not held through the
         // fsync (a backup has up to three packs in memory: filling, queued,
         // being written)
-        repo.storage().write_parts_owned(&pack_path(&id), parts)?;
+        repo.storage().write_owned(&pack_path(&id), parts)?;
         if relocate {
             repo.index().relocate_to_pack(&id, size, &entries)?;
         } else {

@@ -150,7 +150,7 @@ impl Storage for LocalStorage {
         self.write_atomic_with(rel, |f| parts.iter().try_for_each(|p| f.write_all(p)))
     }
 
-    fn write_parts_owned(&self, rel: &str, parts: Vec<Vec<u8>>) -> Result<()> {
+    fn write_owned(&self, rel: &str, parts: Vec<Vec<u8>>) -> Result<()> {
         self.write_atomic_with(rel, |f| parts.into_iter().try_for_each(|p| f.write_all(&p)))
     }
 

@@ -80,14 +80,10 @@ pub trait Storage: Send + Sync {
     fn exists(&self, path: &str) -> Result<bool>;
     /// Write the concatenation of `parts` as `path`, atomically and durably.
     fn write_atomic(&self, path: &str, parts: &[&[u8]]) -> Result<()>;
-    /// Like `write_atomic`, handing the bytes over (a remote then sends
-    /// them without a copy).
-    fn write_owned(&self, path: &str, data: Vec<u8>) -> Result<()> {
-        self.write_atomic(path, &[&data])
-    }
     /// Like `write_atomic`, handing the parts over: a local write frees each
-    /// part once it is written, so that memory is not held through the fsync.
-    fn write_parts_owned(&self, path: &str, parts: Vec<Vec<u8>>) -> Result<()> {
+    /// part once it is written (not held through the fsync), a remote sends
+    /// a single part without a copy.
+    fn write_owned(&self, path: &str, parts: Vec<Vec<u8>>) -> Result<()> {
         let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
         self.write_atomic(path, &refs)
     }

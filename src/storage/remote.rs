@@ -57,6 +57,49 @@ pub struct RemoteStorage {
 }
 
 impl RemoteStorage {
+    /// Write `body` as `path`: an S3 or Azure PUT is atomic; over SFTP, a temp
+    /// file renamed into place.
+    fn put(&self, path: &str, body: Vec<u8>) -> Result<()> {
+        if !self.rename_writes {
+            // an S3 PUT is atomic: the object appears whole or not at all
+            self.op
+                .write(path, body)
+                .map_err(|e| self.err("writing", path, e))?;
+            return Ok(());
+        }
+        let written = (body.len(), blake3::hash(&body));
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let tmp = format!(
+            "tmp/{name}.{}.{}",
+            std::process::id(),
+            hex::encode(crate::crypto::random_array::<6>())
+        );
+        self.op
+            .write(&tmp, body)
+            .map_err(|e| self.err("writing", &tmp, e))?;
+        if let Some((dir, _)) = path.rsplit_once('/') {
+            self.op
+                .create_dir(&format!("{dir}/"))
+                .map_err(|e| self.err("creating", dir, e))?;
+        }
+        if let Err(e) = self.op.rename(&tmp, path) {
+            // without the posix-rename extension (OpenSSH has it), SFTP's
+            // rename does not replace: the same bytes already there are
+            // fine (content-named objects), anything else is an error
+            let _ = self.op.delete(&tmp);
+            let there = self
+                .op
+                .read(path)
+                .map(|b| (b.len(), blake3::hash(&b.to_bytes())));
+            if there.ok() != Some(written) {
+                return Err(self.err("renaming into place", path, e).with_hint(
+                    "the SFTP server cannot replace a file (no posix-rename extension)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn open(location: &Location, retry: &RetryPolicy) -> Result<RemoteStorage> {
         let label = location.to_string();
         let fail = |e: opendal::Error| {
@@ -316,52 +359,15 @@ impl Storage for RemoteStorage {
     }
 
     fn write_atomic(&self, path: &str, parts: &[&[u8]]) -> Result<()> {
-        let mut body = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
-        for p in parts {
-            body.extend_from_slice(p);
-        }
-        self.write_owned(path, body)
+        self.put(path, parts.concat())
     }
 
-    fn write_owned(&self, path: &str, body: Vec<u8>) -> Result<()> {
-        if !self.rename_writes {
-            // an S3 PUT is atomic: the object appears whole or not at all
-            self.op
-                .write(path, body)
-                .map_err(|e| self.err("writing", path, e))?;
-            return Ok(());
-        }
-        let written = (body.len(), blake3::hash(&body));
-        let name = path.rsplit('/').next().unwrap_or(path);
-        let tmp = format!(
-            "tmp/{name}.{}.{}",
-            std::process::id(),
-            hex::encode(crate::crypto::random_array::<6>())
-        );
-        self.op
-            .write(&tmp, body)
-            .map_err(|e| self.err("writing", &tmp, e))?;
-        if let Some((dir, _)) = path.rsplit_once('/') {
-            self.op
-                .create_dir(&format!("{dir}/"))
-                .map_err(|e| self.err("creating", dir, e))?;
-        }
-        if let Err(e) = self.op.rename(&tmp, path) {
-            // without the posix-rename extension (OpenSSH has it), SFTP's
-            // rename does not replace: the same bytes already there are
-            // fine (content-named objects), anything else is an error
-            let _ = self.op.delete(&tmp);
-            let there = self
-                .op
-                .read(path)
-                .map(|b| (b.len(), blake3::hash(&b.to_bytes())));
-            if there.ok() != Some(written) {
-                return Err(self.err("renaming into place", path, e).with_hint(
-                    "the SFTP server cannot replace a file (no posix-rename extension)",
-                ));
-            }
-        }
-        Ok(())
+    fn write_owned(&self, path: &str, mut parts: Vec<Vec<u8>>) -> Result<()> {
+        let body = match parts.len() {
+            1 => parts.pop().unwrap(),
+            _ => parts.concat(),
+        };
+        self.put(path, body)
     }
 
     fn list(&self, dir: &str) -> Result<Vec<String>> {
