@@ -610,6 +610,66 @@ fn corrupt_pack_in_tree_restore_is_refused() {
     }
 }
 
+/// Restore creates files on several threads and fills them out of order, so
+/// a tree restore stopped by a damaged pack must remove every file it had
+/// not finished: what is left is only whole files, never one with a hole.
+#[test]
+fn failed_tree_restore_leaves_only_whole_files() {
+    let r = TestRepo::small_chunks();
+    let src = r.path("src");
+    let file = |d: u64, f: u64| {
+        let dir = src.join(format!("d{d}"));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join(format!("f{f:02}")),
+            random_bytes(20_000, d * 100 + f),
+        )
+        .unwrap();
+    };
+    // the first file in tree order goes alone into the first pack: damaged,
+    // it stops the restore while the files after it are being created
+    file(0, 0);
+    r.backup_path("t", &src);
+    let packs = r.pack_files();
+    assert_eq!(packs.len(), 1);
+    let pack = &packs[0];
+    let mut total = 1;
+    for d in 0..8u64 {
+        for f in 0..20u64 {
+            if (d, f) != (0, 0) {
+                file(d, f);
+                total += 1;
+            }
+        }
+    }
+    r.backup_path("t", &src);
+    // inside the file's 20 kB blob whether the small tree blob is before it or after
+    flip_byte(pack, 15_000);
+    let dst = r.path("dst");
+    let o = r.run(&[
+        OsStr::new("restore"),
+        OsStr::new("--name"),
+        OsStr::new("t"),
+        OsStr::new("--target"),
+        dst.as_os_str(),
+    ]);
+    assert_code(&o, 14);
+    assert!(
+        stderr_of(&o).contains(&file_name(pack)),
+        "{}",
+        stderr_of(&o)
+    );
+    let mut left = 0;
+    for p in walk(&dst) {
+        if p.is_file() {
+            let rel = p.strip_prefix(&dst).unwrap();
+            assert_same_file(&src.join(rel), &p);
+            left += 1;
+        }
+    }
+    assert!(left < total, "the damaged file cannot have been restored");
+}
+
 #[test]
 fn corrupt_pack_header_with_rebuilt_index_is_reported() {
     let r = TestRepo::small_chunks();

@@ -392,6 +392,53 @@ fn single_file_tree_round_trip() {
     assert_eq!((md.mtime(), md.mtime_nsec()), (1_650_000_000, 1));
 }
 
+/// Restore creates files on several threads, a directory's batch at a time,
+/// while the workers fill them: many directories of small and empty files,
+/// one with more files than a batch and a batch that spans a subdirectory,
+/// come back exactly, contents and metadata.
+#[test]
+fn many_small_and_empty_files_across_directories_round_trip() {
+    let r = TestRepo::small_chunks();
+    let src = r.path("src");
+    let mut seed = 100u64;
+    for d in 0..12usize {
+        let top = src.join(format!("d{d:02}"));
+        let inner = top.join("inner");
+        fs::create_dir_all(&inner).unwrap();
+        let files = if d == 5 { 90 } else { 6 + d * 3 };
+        for f in 0..files {
+            seed += 1;
+            let len = if f % 4 == 0 {
+                0
+            } else {
+                (f * 977 + d * 131) % 9000
+            };
+            let p = inner.join(format!("f{f:03}"));
+            fs::write(&p, random_bytes(len, seed)).unwrap();
+            chmod(&p, if f % 3 == 0 { 0o640 } else { 0o600 });
+            set_mtime(&p, 1_600_000_000 + seed as i64, seed as u32);
+        }
+        // files on both sides of the subdirectory share a batch
+        fs::write(top.join("a-before"), random_bytes(100, seed)).unwrap();
+        fs::write(top.join("z-after"), b"").unwrap();
+    }
+    // and a file of many chunks among the small ones
+    fs::write(src.join("d03/inner/f001"), random_bytes(700_000, 7)).unwrap();
+    let j = r.backup_path("many", &src);
+    let inner_files: u64 = (0..12).map(|d| if d == 5 { 90 } else { 6 + d * 3 }).sum();
+    assert_eq!(u64_of(&j, "files"), inner_files + 12 * 2);
+    let dst = r.path("restored");
+    let o = r.run(&[
+        OsStr::new("restore"),
+        OsStr::new("--name"),
+        OsStr::new("many"),
+        OsStr::new("--target"),
+        dst.as_os_str(),
+    ]);
+    assert_ok(&o);
+    assert_trees_equal(&src, &dst, CompareOpts::all());
+}
+
 // ---------------------------------------------------------------- dedup
 
 #[test]
