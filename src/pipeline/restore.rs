@@ -189,10 +189,8 @@ struct Buffers(BufferPool);
 impl Buffers {
     fn new(repo: &Repo) -> Buffers {
         // as many as can be in flight, so that steady state allocates nothing
-        Buffers(BufferPool::new(
-            parallelism(repo).1 + 1,
-            repo.config().chunker.max_size as usize,
-        ))
+        let max_chunk = repo.config().chunker.max_size as usize;
+        Buffers(BufferPool::new(parallelism(repo).1 + 1, max_chunk).fresh_capacity(max_chunk))
     }
     fn read_chunk(&self, repo: &Repo, w: &Work) -> Result<Vec<u8>> {
         let mut buf = self.0.take();
