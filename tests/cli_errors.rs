@@ -391,6 +391,24 @@ fn restore_refuses_non_empty_target_without_overwrite() {
     assert_ok(&o);
     assert_trees_equal(&src, &target, CompareOpts::all());
 
+    // what is in the way has the wrong type: a directory (with contents)
+    // where the backup has a file, a file where it has a directory
+    fs::remove_file(target.join("keep.txt")).unwrap();
+    fs::create_dir_all(target.join("keep.txt/inside")).unwrap();
+    fs::write(target.join("keep.txt/inside/x"), b"x").unwrap();
+    fs::remove_dir_all(target.join("sub")).unwrap();
+    fs::write(target.join("sub"), b"a file named like the directory").unwrap();
+    let o = r.run(&[
+        OsStr::new("restore"),
+        OsStr::new("--name"),
+        OsStr::new("files"),
+        OsStr::new("--target"),
+        target.as_os_str(),
+        OsStr::new("--overwrite"),
+    ]);
+    assert_ok(&o);
+    assert_trees_equal(&src, &target, CompareOpts::all());
+
     // a stream over an existing file
     let file = r.path("out.bin");
     fs::write(&file, b"existing").unwrap();
