@@ -355,13 +355,7 @@ fn restore_refuses_non_empty_target_without_overwrite() {
     let target = r.path("target");
     fs::create_dir(&target).unwrap();
     fs::write(target.join("keep.txt"), b"precious local edit").unwrap();
-    let o = r.run(&[
-        OsStr::new("restore"),
-        OsStr::new("--name"),
-        OsStr::new("files"),
-        OsStr::new("--target"),
-        target.as_os_str(),
-    ]);
+    let o = r.restore_to("files", &target, &[]);
     assert_code(&o, 2);
     assert!(stderr_of(&o).contains("not empty"), "{}", stderr_of(&o));
     assert!(stderr_of(&o).contains("--overwrite"), "{}", stderr_of(&o));
@@ -380,14 +374,7 @@ fn restore_refuses_non_empty_target_without_overwrite() {
     );
 
     // with --overwrite the backup wins
-    let o = r.run(&[
-        OsStr::new("restore"),
-        OsStr::new("--name"),
-        OsStr::new("files"),
-        OsStr::new("--target"),
-        target.as_os_str(),
-        OsStr::new("--overwrite"),
-    ]);
+    let o = r.restore_to("files", &target, &["--overwrite"]);
     assert_ok(&o);
     assert_trees_equal(&src, &target, CompareOpts::all());
 
@@ -398,14 +385,7 @@ fn restore_refuses_non_empty_target_without_overwrite() {
     fs::write(target.join("keep.txt/inside/x"), b"x").unwrap();
     fs::remove_dir_all(target.join("sub")).unwrap();
     fs::write(target.join("sub"), b"a file named like the directory").unwrap();
-    let o = r.run(&[
-        OsStr::new("restore"),
-        OsStr::new("--name"),
-        OsStr::new("files"),
-        OsStr::new("--target"),
-        target.as_os_str(),
-        OsStr::new("--overwrite"),
-    ]);
+    let o = r.restore_to("files", &target, &["--overwrite"]);
     assert_ok(&o);
     assert_trees_equal(&src, &target, CompareOpts::all());
 
@@ -427,13 +407,7 @@ fn restore_refuses_non_empty_target_without_overwrite() {
     assert_eq!(fs::read(&file).unwrap(), b"stream data");
 
     // a stream into a directory
-    let o = r.run(&[
-        OsStr::new("restore"),
-        OsStr::new("--name"),
-        OsStr::new("stream"),
-        OsStr::new("--target"),
-        target.as_os_str(),
-    ]);
+    let o = r.restore_to("stream", &target, &[]);
     assert_code(&o, 2);
 }
 
@@ -492,6 +466,18 @@ fn file_name(p: &Path) -> String {
     p.file_name().unwrap().to_str().unwrap().to_string()
 }
 
+/// Refused as damaged (exit 14), naming the damaged pack.
+#[track_caller]
+fn assert_refused_naming(o: &std::process::Output, pack: &Path) {
+    assert_code(o, 14);
+    assert!(
+        stderr_of(o).contains(&file_name(pack)),
+        "stderr should name pack {}: {}",
+        file_name(pack),
+        stderr_of(o)
+    );
+}
+
 #[test]
 fn corrupt_pack_single_chunk_is_refused_and_named() {
     let r = TestRepo::small_chunks();
@@ -518,13 +504,7 @@ fn corrupt_pack_single_chunk_is_refused_and_named() {
     );
 
     let target = r.path("restored.bin");
-    let o = r.run(&[
-        OsStr::new("restore"),
-        OsStr::new("--name"),
-        OsStr::new("one"),
-        OsStr::new("--target"),
-        target.as_os_str(),
-    ]);
+    let o = r.restore_to("one", &target, &[]);
     assert_code(&o, 14);
     assert!(stderr_of(&o).contains(&pack_id));
     assert!(!target.exists(), "no partial file left at the target");
@@ -609,19 +589,8 @@ fn corrupt_pack_in_tree_restore_is_refused() {
     let pack = &packs[0];
     flip_byte(pack, 100);
     let dst = r.path("dst");
-    let o = r.run(&[
-        OsStr::new("restore"),
-        OsStr::new("--name"),
-        OsStr::new("t"),
-        OsStr::new("--target"),
-        dst.as_os_str(),
-    ]);
-    assert_code(&o, 14);
-    assert!(
-        stderr_of(&o).contains(&file_name(pack)),
-        "{}",
-        stderr_of(&o)
-    );
+    let o = r.restore_to("t", &dst, &[]);
+    assert_refused_naming(&o, pack);
     if let Ok(got) = fs::read(dst.join("f.bin")) {
         let want = fs::read(src.join("f.bin")).unwrap();
         assert!(want.starts_with(&got) && got.len() < want.len());
@@ -664,19 +633,8 @@ fn failed_tree_restore_leaves_only_whole_files() {
     // inside the file's 20 kB blob whether the small tree blob is before it or after
     flip_byte(pack, 15_000);
     let dst = r.path("dst");
-    let o = r.run(&[
-        OsStr::new("restore"),
-        OsStr::new("--name"),
-        OsStr::new("t"),
-        OsStr::new("--target"),
-        dst.as_os_str(),
-    ]);
-    assert_code(&o, 14);
-    assert!(
-        stderr_of(&o).contains(&file_name(pack)),
-        "{}",
-        stderr_of(&o)
-    );
+    let o = r.restore_to("t", &dst, &[]);
+    assert_refused_naming(&o, pack);
     let mut left = 0;
     for p in walk(&dst) {
         if p.is_file() {
@@ -698,13 +656,8 @@ fn corrupt_pack_header_with_rebuilt_index_is_reported() {
     flip_byte(&pack, len - 20); // inside the encrypted header
     fs::remove_file(r.repo.join("index/index.sqlite")).unwrap();
     let o = r.run(&["dump", "--name", "one"]);
-    assert_code(&o, 14);
+    assert_refused_naming(&o, &pack);
     assert!(o.stdout.is_empty());
-    assert!(
-        stderr_of(&o).contains(&file_name(&pack)),
-        "{}",
-        stderr_of(&o)
-    );
 }
 
 #[test]
@@ -725,13 +678,7 @@ fn deleted_index_is_rebuilt() {
     assert_eq!(r.dump(&["--name", "s"]), data);
     assert!(index.exists(), "the index is recreated");
     let dst = r.path("dst");
-    let o = r.run(&[
-        OsStr::new("restore"),
-        OsStr::new("--name"),
-        OsStr::new("tree"),
-        OsStr::new("--target"),
-        dst.as_os_str(),
-    ]);
+    let o = r.restore_to("tree", &dst, &[]);
     assert_ok(&o);
     assert_trees_equal(&src, &dst, CompareOpts::all());
 
@@ -822,13 +769,7 @@ fn skipped_entries_give_exit_3_but_a_usable_snapshot() {
     );
     assert_eq!(r.snapshot_ids().len(), 1, "the snapshot is saved");
     let dst = r.path("dst");
-    let o = r.run(&[
-        OsStr::new("restore"),
-        OsStr::new("--name"),
-        OsStr::new("vol"),
-        OsStr::new("--target"),
-        dst.as_os_str(),
-    ]);
+    let o = r.restore_to("vol", &dst, &[]);
     assert_ok(&o);
     assert_eq!(fs::read(dst.join("kept.txt")).unwrap(), b"kept");
     assert!(!dst.join("app.sock").exists());

@@ -157,13 +157,7 @@ fn large_mixed_stream_round_trips() {
         "the stream's chunks were not reused: {t}"
     );
     let out = r.path("bigtree.restored");
-    let o = r.run(&[
-        OsStr::new("restore"),
-        OsStr::new("--name"),
-        OsStr::new("bigtree"),
-        OsStr::new("--target"),
-        out.as_os_str(),
-    ]);
+    let o = r.restore_to("bigtree", &out, &[]);
     assert_ok(&o);
     assert_trees_equal(&dir, &out, CompareOpts::all());
 }
@@ -276,13 +270,7 @@ fn tree_round_trip_keeps_everything() {
     assert_eq!(u64_of(&j, "files"), files, "{j}");
 
     let dst = r.path("restored");
-    let o = r.run(&[
-        OsStr::new("restore"),
-        OsStr::new("--name"),
-        OsStr::new("files"),
-        OsStr::new("--target"),
-        dst.as_os_str(),
-    ]);
+    let o = r.restore_to("files", &dst, &[]);
     assert_ok(&o);
     assert_trees_equal(
         &src,
@@ -377,13 +365,7 @@ fn single_file_tree_round_trip() {
     let j = r.backup_path("one", &f);
     assert_eq!(u64_of(&j, "files"), 1);
     let dst = r.path("out");
-    let o = r.run(&[
-        OsStr::new("restore"),
-        OsStr::new("--name"),
-        OsStr::new("one"),
-        OsStr::new("--target"),
-        dst.as_os_str(),
-    ]);
+    let o = r.restore_to("one", &dst, &[]);
     assert_ok(&o);
     let got = dst.join("one.bin");
     assert_same_file(&f, &got);
@@ -428,13 +410,7 @@ fn many_small_and_empty_files_across_directories_round_trip() {
     let inner_files: u64 = (0..12).map(|d| if d == 5 { 90 } else { 6 + d * 3 }).sum();
     assert_eq!(u64_of(&j, "files"), inner_files + 12 * 2);
     let dst = r.path("restored");
-    let o = r.run(&[
-        OsStr::new("restore"),
-        OsStr::new("--name"),
-        OsStr::new("many"),
-        OsStr::new("--target"),
-        dst.as_os_str(),
-    ]);
+    let o = r.restore_to("many", &dst, &[]);
     assert_ok(&o);
     assert_trees_equal(&src, &dst, CompareOpts::all());
 }
@@ -520,13 +496,7 @@ fn unchanged_files_are_not_read_again() {
     );
 
     let new = r.path("new");
-    let o = r.run(&[
-        OsStr::new("restore"),
-        OsStr::new("--name"),
-        OsStr::new("vol"),
-        OsStr::new("--target"),
-        new.as_os_str(),
-    ]);
+    let o = r.restore_to("vol", &new, &[]);
     assert_ok(&o);
     assert_trees_equal(&src, &new, CompareOpts::all());
     assert_eq!(

@@ -241,6 +241,16 @@ impl TestRepo {
         parse_json_line(&o)
     }
 
+    /// `restore --name NAME --target TARGET [EXTRA]` of the latest snapshot;
+    /// returns the output, for the caller to check.
+    pub fn restore_to(&self, name: &str, target: &Path, extra: &[&str]) -> Output {
+        let mut c = self.cmd();
+        c.args(["restore", "--name", name, "--target"])
+            .arg(target)
+            .args(extra);
+        output_within(c, Duration::from_secs(300))
+    }
+
     /// `snapshots --json [ARGS]`
     #[track_caller]
     pub fn snapshots(&self, args: &[&str]) -> Vec<Value> {
