@@ -26,13 +26,13 @@ use crate::pipeline::walk::{self, TreeEvent};
 use crate::pipeline::{Progress, workers};
 use crate::repo::{Packer, Repo, now_rfc3339};
 
-/// The outcome of one chunk, as the workers report it.
 /// Chunk budget in flight (see [`engine::weight_of`]): per core, 2 chunks of
 /// any size, or up to 8 small files.
 fn in_flight_units() -> usize {
     workers() * 2 * engine::MAX_WEIGHT
 }
 
+/// The outcome of one chunk, as the workers report it.
 pub struct ChunkDone {
     pub id: BlobId,
     pub len: u64,

@@ -6,8 +6,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -52,47 +51,23 @@ impl From<Work> for TreeWork {
 /// at its offset.
 struct Dest {
     path: PathBuf,
-    /// Taken by whoever creates the file.
-    claimed: AtomicBool,
-    /// Set once, by that thread: the open file or why it could not be made.
+    /// The open file or why it could not be made: set once, by whichever
+    /// thread gets there first, while the others wait.
     created: OnceLock<Result<File>>,
-    wait: Mutex<()>,
-    ready: Condvar,
 }
 
 impl Dest {
     fn new(path: PathBuf) -> Arc<Dest> {
         Arc::new(Dest {
             path,
-            claimed: AtomicBool::new(false),
             created: OnceLock::new(),
-            wait: Mutex::new(()),
-            ready: Condvar::new(),
         })
     }
 
-    /// Create the file unless another thread has taken that on.
-    fn create(&self, to: &Target<'_>) {
-        if !self.claimed.swap(true, Ordering::AcqRel) {
-            self.set_created(to.create_file(&self.path));
-        }
-    }
-
-    /// The file: created now if no one has started to, else waited for.
+    /// The file: created now unless another thread has made it or is
+    /// making it (then waited for).
     fn file(&self, to: &Target<'_>) -> Result<&File> {
-        self.create(to);
-        let created = match self.created.get() {
-            Some(c) => c,
-            None => {
-                let mut guard = self.wait.lock().unwrap();
-                loop {
-                    if let Some(c) = self.created.get() {
-                        break c;
-                    }
-                    guard = self.ready.wait(guard).unwrap();
-                }
-            }
-        };
+        let created = self.created.get_or_init(|| to.create_file(&self.path));
         created.as_ref().map_err(|e| {
             let copy = Error::new(e.kind(), e.message());
             match e.hint() {
@@ -100,12 +75,6 @@ impl Dest {
                 None => copy,
             }
         })
-    }
-
-    fn set_created(&self, result: Result<File>) {
-        let _guard = self.wait.lock().unwrap();
-        let _ = self.created.set(result);
-        self.ready.notify_all();
     }
 }
 
@@ -342,7 +311,8 @@ impl Target<'_> {
 fn create_files(to: &Target<'_>, batches: Receiver<Vec<Arc<Dest>>>) {
     for batch in batches {
         for dest in batch {
-            dest.create(to);
+            // a failure is reported by the workers that need the file
+            let _ = dest.file(to);
         }
     }
 }
@@ -392,7 +362,7 @@ fn walk_tree(
     let mut batch_from = 0;
     for i in 0..nodes.len() {
         if nodes[i].as_ref().unwrap().kind == NodeKind::File && created.is_empty() {
-            (created, batch_from) = send_batch(to, rel, &nodes, batch_from.max(i), creators)?;
+            (created, batch_from) = send_batch(to, rel, &nodes, batch_from, creators)?;
         }
         let node = nodes[i].take().unwrap();
         let path = rel.join(node.name.as_os());
