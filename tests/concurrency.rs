@@ -758,8 +758,8 @@ fn prune_refuses_while_a_frozen_backup_still_holds_its_lease() {
 }
 
 /// The size of the sparse file of zeros: 3 GiB when the disk has room for
-/// its restored copy with a margin, else 1 GiB. COFFRE_TEST_ZEROS_GIB
-/// overrides it.
+/// its restored copy with a wide margin, 1 GiB with a narrower one, else
+/// 256 MiB. COFFRE_TEST_ZEROS_GIB overrides it.
 fn zeros_size(dir: &Path) -> u64 {
     if let Some(n) = std::env::var("COFFRE_TEST_ZEROS_GIB")
         .ok()
@@ -773,7 +773,14 @@ fn zeros_size(dir: &Path) -> u64 {
     let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
     assert_eq!(rc, 0, "statvfs {}", dir.display());
     let free = st.f_bavail as u64 * st.f_frsize as u64;
-    if free >= 10 * GIB { 3 * GIB } else { GIB }
+    // the restore writes the zeros out in full, beside whatever the other
+    // tests write at the same time: stay well inside the free space (a CI
+    // run once hit ENOSPC with 1 GiB on a tight disk)
+    match free {
+        f if f >= 10 * GIB => 3 * GIB,
+        f if f >= 4 * GIB => GIB,
+        _ => GIB / 4,
+    }
 }
 
 /// Write the concatenation of `blocks` to `path`.
@@ -811,7 +818,8 @@ fn duplicate_heavy_data_survives_forget_and_prune() {
     let size = zeros_size(r.tmp.path());
     let src = r.path("vol");
     fs::create_dir(&src).unwrap();
-    // GiBs of zeros (a sparse file): every chunk of it is the same blob
+    // 256 MiB to 3 GiB of zeros (a sparse file): every chunk of it is the
+    // same blob
     File::create(src.join("zeros.img"))
         .unwrap()
         .set_len(size)
@@ -831,7 +839,7 @@ fn duplicate_heavy_data_survives_forget_and_prune() {
     // a, b, c, the chunks at the seams between blocks, one chunk of zeros
     assert!(
         u64_of(&v1, "bytes_stored") < 8 * MIB as u64,
-        "GiBs read, a few MiB stored: {v1}"
+        "hundreds of MiB or GiBs read, a few MiB stored: {v1}"
     );
     let t1 = t0.elapsed();
 
@@ -902,9 +910,9 @@ fn duplicate_heavy_data_survives_forget_and_prune() {
     assert_eq!(p["packs_deleted"], 0, "{p}");
     assert_eq!(p["bytes_freed"], 0, "{p}");
     eprintln!(
-        "duplicate_heavy_data_survives_forget_and_prune: {:?} with {} GiB of zeros (first backup {:?})",
+        "duplicate_heavy_data_survives_forget_and_prune: {:?} with {} MiB of zeros (first backup {:?})",
         t0.elapsed(),
-        size / GIB,
+        size >> 20,
         t1
     );
 }

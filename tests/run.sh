@@ -26,4 +26,6 @@ if ! command -v azurite-blob >/dev/null; then
   npm install -g --no-fund --no-audit azurite@3.35.0 >/dev/null
 fi
 python3 -c 'import azure.storage.blob' 2>/dev/null || pip install -q azure-storage-blob
+# free space, for a failure that turns out to be ENOSPC
+df -h "${TMPDIR:-/tmp}" . | sed 's/^/disk: /'
 cargo test --no-fail-fast "$@"
