@@ -41,6 +41,10 @@ pub fn compress_into(data: &[u8], level: i32, out: &mut Vec<u8>) -> bool {
             let mut comp = zstd::bulk::Compressor::new(level).expect("zstd context");
             comp.include_contentsize(true).expect("zstd parameter");
             comp.include_checksum(false).expect("zstd parameter");
+            if let Some(m) = min_match(level) {
+                comp.set_parameter(zstd::zstd_safe::CParameter::MinMatch(m))
+                    .expect("zstd parameter");
+            }
             *c = Some((level, comp));
         }
         let comp = &mut c.as_mut().unwrap().1;
@@ -55,6 +59,15 @@ pub fn compress_into(data: &[u8], level: i32, out: &mut Vec<u8>) -> bool {
 }
 
 const SAMPLE: usize = 64 << 10;
+
+/// The shortest match the fast levels look for. zstd's level 2 takes 6;
+/// 7 decodes literal-heavy dumps 9 % faster (fewer, longer sequences) for a
+/// repository 0.7 % larger on them and 1.3 % smaller on the pgbench dump
+/// (`zstd -b2 --zstd=mml=7`, 2 MiB blocks). Level 1 already uses 7; higher
+/// levels keep their own, which trade decoding speed for size on purpose.
+fn min_match(level: i32) -> Option<u32> {
+    (level == 2).then_some(7)
+}
 
 /// Would compressing `sample` save at least 1/32 of it? (`scratch` is left as it was.)
 fn pays(sample: &[u8], level: i32, scratch: &mut Vec<u8>) -> bool {
@@ -127,6 +140,35 @@ mod tests {
         let text = b"INSERT INTO t VALUES (1, 'abc');\n".repeat(40_000);
         assert!(compress_into(&text, 2, &mut out));
         assert_eq!(decompress(&out[1..], text.len()).unwrap(), text);
+    }
+
+    /// Level 2 frames are what zstd makes with a minimum match of 7, not
+    /// its default 6 (literal-heavy rows of hex, like the high-entropy dump).
+    #[test]
+    fn level_2_looks_for_matches_of_at_least_7_bytes() {
+        let mut x = 7u64;
+        let mut rows = Vec::new();
+        for i in 0..20_000u64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            rows.extend_from_slice(format!("{i}\t{:016x}\t{}\tnew\n", x, x % 997).as_bytes());
+        }
+        let mut ours = Vec::new();
+        assert!(compress_into(&rows, 2, &mut ours));
+        assert_eq!(decompress(&ours, rows.len()).unwrap(), rows);
+        let with = |m: Option<u32>| {
+            let mut c = zstd::bulk::Compressor::new(2).unwrap();
+            c.include_contentsize(true).unwrap();
+            c.include_checksum(false).unwrap();
+            if let Some(m) = m {
+                c.set_parameter(zstd::zstd_safe::CParameter::MinMatch(m))
+                    .unwrap();
+            }
+            c.compress(&rows).unwrap()
+        };
+        assert_eq!(ours, with(Some(7)));
+        assert_ne!(ours, with(None), "the data does not tell 6 from 7");
     }
 
     #[test]
