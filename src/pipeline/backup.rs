@@ -68,9 +68,14 @@ impl<'r> BackupSession<'r> {
             pending: Mutex::new(HashSet::new()),
             pack_tx: Mutex::new(None),
             writer_error: Mutex::new(None),
-            // only typical sizes go back: a buffer grown by a rare large chunk
-            // would otherwise pin that size for the rest of the run
-            buffers: BufferPool::new(workers() + 2, 2 * repo.config().chunker.avg_size as usize),
+            // chunk buffers of any size come back for reuse: compressible
+            // dumps cut chunks well above the average (5.6 MiB on the pgbench
+            // dump), and when only average-sized ones came back, every chunk
+            // was a new buffer faulted in page by page (dump backup 1.09 ->
+            // 0.95 s, sys 0.63 -> 0.45 s). One idle buffer per worker: a new
+            // one is made only when none is idle, so they add nothing to
+            // what the chunks in flight already hold (peak RSS unchanged)
+            buffers: BufferPool::new(workers(), repo.config().chunker.max_size as usize),
             entries: Vec::new(),
             failed: Vec::new(),
             warnings: 0,
