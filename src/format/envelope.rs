@@ -90,10 +90,12 @@ pub fn seal(
     level: Option<i32>,
     nonce: Option<[u8; NONCE_LEN]>,
 ) -> Vec<u8> {
-    // built in a per-thread scratch buffer and copied out at its exact size:
-    // sealed blobs wait in pack buffers, and chunk-sized allocations freed on
-    // other threads fragment the heap
-    SCRATCH.with(|scratch| {
+    // compressed in a per-thread scratch buffer and copied out at its exact
+    // size: sealed blobs wait in pack buffers, and chunk-sized allocations
+    // freed on other threads fragment the heap. Stored bodies go straight
+    // into a buffer of their exact size: through the scratch they would cost
+    // a third chunk-sized buffer per worker and a copy.
+    let mut sealed = SCRATCH.with(|scratch| {
         let mut out = scratch.borrow_mut();
         out.clear();
         out.push(FORMAT_VERSION);
@@ -104,28 +106,37 @@ pub fn seal(
             Some(level) => compress::compress_into(plaintext, level, &mut out),
             None => false,
         };
-        if !compressed {
-            out[HEADER] = CODEC_NONE;
-            out.extend_from_slice(plaintext);
-        }
-        if fault() == Some(Fault::AfterCompression) && out.len() > HEADER + 1 {
-            let mid = HEADER + 1 + (out.len() - HEADER - 1) / 2;
-            out[mid] ^= 0x01;
-        }
-        let nonce: [u8; NONCE_LEN] = out[2..HEADER].try_into().unwrap();
-        let tag =
-            crypto::seal_in_place(key, &nonce, &binding.associated_data(), &mut out[HEADER..]);
-        out.extend_from_slice(&tag);
-        if fault() == Some(Fault::AfterSealing) {
-            let mid = out.len() / 2;
-            out[mid] ^= 0x01;
-        }
-        let sealed = out.as_slice().to_vec();
+        let body = if compressed {
+            &out[HEADER + 1..]
+        } else {
+            plaintext
+        };
+        let mut sealed = Vec::with_capacity(HEADER + 1 + body.len() + TAG_LEN);
+        sealed.extend_from_slice(&out[..HEADER]);
+        sealed.push(if compressed { CODEC_ZSTD } else { CODEC_NONE });
+        sealed.extend_from_slice(body);
         if out.capacity() > (4 << 20) + (64 << 10) {
             *out = Vec::new();
         }
         sealed
-    })
+    });
+    if fault() == Some(Fault::AfterCompression) && sealed.len() > HEADER + 1 {
+        let mid = HEADER + 1 + (sealed.len() - HEADER - 1) / 2;
+        sealed[mid] ^= 0x01;
+    }
+    let nonce: [u8; NONCE_LEN] = sealed[2..HEADER].try_into().unwrap();
+    let tag = crypto::seal_in_place(
+        key,
+        &nonce,
+        &binding.associated_data(),
+        &mut sealed[HEADER..],
+    );
+    sealed.extend_from_slice(&tag);
+    if fault() == Some(Fault::AfterSealing) {
+        let mid = sealed.len() / 2;
+        sealed[mid] ^= 0x01;
+    }
+    sealed
 }
 
 /// Faults the tests inject into sealing (`COFFRE_FAULT_INJECT`), standing

@@ -192,8 +192,10 @@ pub fn scrub(repo: &Repo, opts: &ScrubOptions, progress: &dyn Progress) -> Resul
     let record = |id: &PackId, ok: bool| repo.index().record_verified(id, ok);
     engine::run(
         workers(),
-        // blobs in flight; each holds its pack in memory until verified
-        workers() * 8,
+        // blobs in flight, weighted by size: each holds its pack in memory
+        // until verified, so a count alone let packs of a few large blobs
+        // (one 8 MiB chunk fills a pack) pile up 16 packs deep
+        workers() * 2 * engine::MAX_WEIGHT,
         |em| {
             // a remote answers each read after a round trip: several packs
             // are fetched at once (memory: that many packs)
@@ -228,7 +230,8 @@ pub fn scrub(repo: &Repo, opts: &ScrubOptions, progress: &dyn Progress) -> Resul
                         Ok(entries) => {
                             em.event(Event::Pack(*id, size, entries.len(), None))?;
                             for e in entries {
-                                em.work((data.clone(), e))?;
+                                let weight = engine::weight_of(e.length as usize);
+                                em.work_weighted((data.clone(), e), weight)?;
                             }
                         }
                         Err(damage) => em.event(Event::Pack(*id, size, 0, Some(damage)))?,

@@ -98,7 +98,7 @@ impl PackBatch {
         }
         let id = PackId(*hasher.finalize().as_bytes());
         // handed over: each blob is freed once written, not held through the
-        // fsync (a backup has up to three packs in memory: filling, queued,
+        // fsync (a backup has up to three packs in memory: filling, waiting,
         // being written)
         repo.storage().write_owned(&pack_path(&id), parts)?;
         if relocate {
