@@ -27,7 +27,7 @@ use crate::pipeline::{Progress, workers};
 use crate::repo::{Packer, Repo, now_rfc3339};
 
 /// Chunk budget in flight (see [`engine::weight_of`]): one chunk of any size
-/// per core and one more, or up to 4 small files each. Two per core kept
+/// per core and one more, or four times as many small files. Two per core kept
 /// the cores no busier (dump, high-entropy and volume backups as fast) and
 /// held two more chunks: on incompressible input each is stored whole, and
 /// peak RSS reached 106 MiB (tests/memory.rs).
@@ -75,9 +75,10 @@ impl<'r> BackupSession<'r> {
             // dumps cut chunks well above the average (5.6 MiB on the pgbench
             // dump), and when only average-sized ones came back, every chunk
             // was a new buffer faulted in page by page (dump backup 1.09 ->
-            // 0.95 s, sys 0.63 -> 0.45 s). One idle buffer per worker: a new
-            // one is made only when none is idle, so they add nothing to
-            // what the chunks in flight already hold (peak RSS unchanged)
+            // 0.95 s, sys 0.63 -> 0.45 s). One idle buffer per worker, and a
+            // new one only when none is idle; idle buffers keep the pages of
+            // the largest chunk they held, which the smaller budget in flight
+            // (see in_flight_units) makes room for
             buffers: BufferPool::new(workers(), repo.config().chunker.max_size as usize),
             entries: Vec::new(),
             failed: Vec::new(),
