@@ -7,7 +7,7 @@ mod common;
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -27,14 +27,28 @@ fn start(cmd: &mut Command, stdin: Stdio) -> Child {
 
 /// Wait for `child`; returns whether it succeeded and its peak RSS in KiB.
 /// `wait4` reaps it as `Child::wait` would, and reports its own rusage (not
-/// the largest of all children so far, as `getrusage` would).
-fn finish(child: Child) -> (bool, i64) {
+/// the largest of all children so far, as `getrusage` would). A run longer
+/// than five minutes is a hang: it is killed and fails the test.
+fn finish(mut child: Child) -> (bool, i64) {
+    let limit = Duration::from_secs(300);
+    let started = Instant::now();
+    let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as libc::pid_t;
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(rc, pid, "wait4: {}", std::io::Error::last_os_error());
+    loop {
+        let rc = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if rc == pid {
+            break;
+        }
+        assert_eq!(rc, 0, "wait4: {}", std::io::Error::last_os_error());
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("coffre did not finish within {limit:?} (hang?)");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     (ok, usage.ru_maxrss)
 }
