@@ -158,3 +158,62 @@ fn a_backup_frozen_past_its_lease_commits_nothing() {
     assert_ok(&o);
     assert_eq!(r.dump(&["latest", "--name", "after"]), b"ok\n");
 }
+
+/// The storage is not trusted (format-spec/threat-model.md): a planted lock
+/// file must not put an escape sequence on the user's terminal, an
+/// unreadable one must not be taken for no lock, and `unlock --all`, which
+/// the error tells the user to run, must remove both kinds.
+#[test]
+fn planted_and_unreadable_lock_files_block_unprinted_and_unlock_all_removes_them() {
+    const GARBAGE: &str = "fedcba9876543210fedcba9876543210";
+    let r = TestRepo::init(&[]);
+    let dir = r.repo.join("locks");
+    fs::create_dir_all(&dir).unwrap();
+    let body = serde_json::json!({
+        "version": 1, "exclusive": true, "command": "prune\u{1b}]0;pwned\u{7}\u{1b}[2J",
+        "host": "elsewhere", "user": "ops", "pid": 999, "pid_start": 1,
+        "created": "2026-11-21T03:00:00Z", "expires": now_ms() + 600_000,
+    });
+    fs::write(dir.join(FOREIGN), body.to_string()).unwrap();
+    let no_escape = |o: &std::process::Output| {
+        assert!(
+            !o.stderr.contains(&0x1b) && !o.stdout.contains(&0x1b),
+            "an escape sequence reached the terminal: {o:?}"
+        )
+    };
+
+    let o = r.run_with_stdin(&["backup", "--name", "x", "--stdin"], b"data\n");
+    assert_code(&o, 14);
+    no_escape(&o);
+    let err = stderr_of(&o);
+    assert!(
+        err.contains(&format!(
+            "lock file locks/{FOREIGN} its command holds a control character"
+        )) && err.contains("coffre unlock --all"),
+        "{err}"
+    );
+    assert!(r.snapshot_ids().is_empty());
+
+    // plain unlock cannot tell whose it is: it stays, and is named
+    fs::write(dir.join(GARBAGE), b"\x1b[31mnot a lock").unwrap();
+    let o = r.run(&["unlock"]);
+    assert_code(&o, 14);
+    no_escape(&o);
+    let mut left = lock_files(&r);
+    left.sort();
+    assert_eq!(left, [FOREIGN, GARBAGE]);
+
+    let o = r.run(&["unlock", "--all"]);
+    assert_ok(&o);
+    no_escape(&o);
+    let err = stderr_of(&o);
+    for name in [FOREIGN, GARBAGE] {
+        assert!(
+            err.contains(&format!("removed the unreadable lock file locks/{name}")),
+            "{err}"
+        );
+    }
+    assert!(lock_files(&r).is_empty());
+    assert_ok(&r.run_with_stdin(&["backup", "--name", "x", "--stdin"], b"data\n"));
+    assert_eq!(r.snapshot_ids().len(), 1);
+}

@@ -1025,6 +1025,45 @@ fn repository_files_are_private() {
     );
 }
 
+/// Key files are plaintext and the storage is not trusted: a real key file
+/// whose host was rewritten to hold an escape sequence, and a stray file
+/// whose name holds one, are skipped with warnings that show neither raw;
+/// the repository still opens with its good key.
+#[test]
+fn planted_text_in_key_files_never_reaches_the_terminal() {
+    let r = TestRepo::small_chunks();
+    let keys = r.repo.join("keys");
+    let good = fs::read_dir(&keys).unwrap().next().unwrap().unwrap().path();
+    let mut kf: serde_json::Value = serde_json::from_slice(&fs::read(&good).unwrap()).unwrap();
+    kf["id"] = "0123456789abcdef0123456789abcdef".into();
+    kf["host"] = "db1\u{1b}]0;pwned\u{7}\u{1b}[2J".into();
+    fs::write(
+        keys.join("0123456789abcdef0123456789abcdef"),
+        kf.to_string(),
+    )
+    .unwrap();
+    fs::write(keys.join("stray\u{1b}[31m"), b"{}").unwrap();
+    for args in [
+        &["key", "list"][..],
+        &["key", "list", "--json"],
+        &["snapshots"],
+    ] {
+        let o = r.run(args);
+        assert_ok(&o);
+        assert!(
+            !o.stderr.contains(&0x1b) && !o.stdout.contains(&0x1b),
+            "{args:?}: an escape sequence reached the terminal: {o:?}"
+        );
+        let err = stderr_of(&o);
+        assert!(
+            err.contains("key file 0123456789abcdef0123456789abcdef")
+                && err.contains("key file host holds a control character")
+                && err.contains("key file stray\\u{1b}[31m"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
 /// `Repo::open` skips a damaged key file with a warning, but `key list`
 /// fails outright (exit 14) with "key file is not valid: …", without saying
 /// which file, so the user cannot find the one to remove.

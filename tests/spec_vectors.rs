@@ -707,6 +707,16 @@ fn regenerate() {
         "correct horse",
         "algorithm",
     );
+    // shown by `key list`: a planted escape sequence is rejected
+    let mut planted = kf.clone();
+    planted.host = "host\u{1b}]0;pwned\u{7}".into();
+    kfv(
+        "fail_keyfile-control-character.txt",
+        &fail,
+        &planted,
+        "correct horse",
+        "key file host holds a control character",
+    );
     // packs
     let blobs: Vec<(ObjectType, Vec<u8>)> = vec![
         (ObjectType::Data, pattern(3000)),

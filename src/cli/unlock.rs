@@ -10,13 +10,13 @@ pub fn run(g: &Global, a: UnlockArgs) -> Result<i32> {
     let left = crate::repo::lock::list(repo.storage())?;
     if a.json {
         print_json(&serde_json::json!({
-            "removed": removed.iter().map(|l| l.describe()).collect::<Vec<_>>(),
+            "removed": removed,
             "held": left.iter().map(|(_, l)| l.describe()).collect::<Vec<_>>(),
         }))?;
         return Ok(0);
     }
     for l in &removed {
-        eprintln!("removed {}", l.describe());
+        eprintln!("removed {l}");
     }
     for (_, l) in &left {
         eprintln!("still held (its holder keeps it fresh): {}", l.describe());

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{self, KdfParams, MasterKey, SecretKey};
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::RepoId;
+use crate::format::{RepoId, label};
 
 /// Key files larger than this are rejected unread.
 pub const MAX_LEN: usize = 64 << 10;
@@ -55,8 +55,8 @@ impl KeyFile {
             version: 1,
             id,
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            host: host.into(),
-            user: user.into(),
+            host: label::clean(host, label::MAX_LABEL),
+            user: label::clean(user, label::MAX_LABEL),
             kdf,
             wrapped: hex::encode(wrapped),
         })
@@ -69,8 +69,10 @@ impl KeyFile {
                 bytes.len()
             )));
         }
-        let kf: KeyFile = serde_json::from_slice(bytes)
-            .map_err(|e| Error::corrupt(format!("key file is not valid: {e}")))?;
+        let kf: KeyFile = serde_json::from_slice(bytes).map_err(|e| {
+            let e = e.to_string();
+            Error::corrupt(format!("key file is not valid: {}", label::shown(&e)))
+        })?;
         kf.check()?;
         Ok(kf)
     }
@@ -86,6 +88,10 @@ impl KeyFile {
         if self.id.len() != 32 || hex::decode(&self.id).is_err() {
             return Err(Error::corrupt("key file id must be 32 hex digits"));
         }
+        // shown by `key list`, and the storage may have written them
+        label::check("key file host", &self.host, label::MAX_LABEL)?;
+        label::check("key file user", &self.user, label::MAX_LABEL)?;
+        label::check("key file creation time", &self.created, label::MAX_TIME)?;
         if self.wrapped.len() != WRAPPED_LEN * 2 || hex::decode(&self.wrapped).is_err() {
             return Err(Error::corrupt(format!(
                 "key file wrapped key must be {} hex digits",

@@ -5,6 +5,7 @@ pub mod config;
 pub mod envelope;
 mod ids;
 pub mod keyfile;
+pub mod label;
 pub mod pack;
 pub mod snapshot;
 pub mod tree;

@@ -141,6 +141,7 @@ pub fn check(repo: &Repo) -> Result<CheckReport> {
 fn check_keys(repo: &Repo, report: &mut CheckReport, found: &mut Findings) -> Result<()> {
     for name in repo.storage().list(KEYS)? {
         report.keys += 1;
+        let shown = crate::format::label::shown(&name);
         let parsed = repo
             .storage()
             .read(&format!("{KEYS}/{name}"))
@@ -148,11 +149,11 @@ fn check_keys(repo: &Repo, report: &mut CheckReport, found: &mut Findings) -> Re
         match parsed {
             Ok(kf) if kf.id == name => {}
             Ok(kf) => found.add(
-                format!("key file {name}"),
+                format!("key file {shown}"),
                 format!("names another key id ({})", kf.id),
                 None,
             ),
-            Err(e) => found.add(format!("key file {name}"), e.message().to_string(), None),
+            Err(e) => found.add(format!("key file {shown}"), e.message().to_string(), None),
         }
     }
     Ok(())

@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::format::label;
 use crate::storage::Storage;
 
 pub const LOCKS: &str = "locks";
@@ -50,7 +51,40 @@ pub struct LockInfo {
     pub expires: i64,
 }
 
+/// Lock files larger than this are rejected unparsed (a real one is ~250 bytes).
+pub const MAX_LEN: usize = 4096;
+
 impl LockInfo {
+    /// Parse a lock file. Its text is shown to the user when the lock is in
+    /// the way, and anyone who can write to the storage can plant one, so
+    /// version, size and every text field are checked (format-spec/locks.md).
+    pub fn decode(bytes: &[u8]) -> Result<LockInfo> {
+        if bytes.len() > MAX_LEN {
+            return Err(Error::corrupt(format!(
+                "is {} bytes, more than {MAX_LEN}",
+                bytes.len()
+            )));
+        }
+        let info: LockInfo = serde_json::from_slice(bytes).map_err(|e| {
+            let e = e.to_string();
+            Error::corrupt(format!(
+                "is not valid JSON for a lock: {}",
+                label::shown(&e)
+            ))
+        })?;
+        if info.version != 1 {
+            return Err(Error::corrupt(format!(
+                "has version {} (this coffre reads 1)",
+                info.version
+            )));
+        }
+        label::check("its command", &info.command, label::MAX_LABEL)?;
+        label::check("its host", &info.host, label::MAX_LABEL)?;
+        label::check("its user", &info.user, label::MAX_LABEL)?;
+        label::check("its creation time", &info.created, label::MAX_TIME)?;
+        Ok(info)
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "{} lock of `coffre {}` (pid {} on {}, user {}) since {}",
@@ -95,6 +129,14 @@ fn now() -> i64 {
 /// Every lock file: its name and content. A file that cannot be parsed is
 /// reported as an error: an unreadable lock is never taken for no lock.
 pub fn list(storage: &dyn Storage) -> Result<Vec<(String, LockInfo)>> {
+    read_all(storage)?
+        .into_iter()
+        .map(|(name, info)| info.map(|i| (name, i)))
+        .collect()
+}
+
+/// Every lock file: its name, and its content or why it cannot be read.
+fn read_all(storage: &dyn Storage) -> Result<Vec<(String, Result<LockInfo>)>> {
     let mut out = Vec::new();
     for name in storage.list(LOCKS)? {
         if name.len() != 32 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -107,10 +149,10 @@ pub fn list(storage: &dyn Storage) -> Result<Vec<(String, LockInfo)>> {
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        let info: LockInfo = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::corrupt(format!("lock file {path} is not valid: {e}"))
+        let info = LockInfo::decode(&bytes).map_err(|e| {
+            Error::corrupt(format!("lock file {path} {}", e.message()))
                 .with_hint("if no coffre process is running, remove it with `coffre unlock --all`")
-        })?;
+        });
         out.push((name, info));
     }
     Ok(out)
@@ -136,14 +178,25 @@ fn remove(storage: &dyn Storage, name: &str) -> Result<()> {
 }
 
 /// Remove the stale locks (expired, or of a gone process of this host), or
-/// with `all` every lock; returns what was removed.
-pub fn unlock(storage: &dyn Storage, all: bool) -> Result<Vec<LockInfo>> {
+/// with `all` every lock, readable or not; returns descriptions of what was
+/// removed.
+pub fn unlock(storage: &dyn Storage, all: bool) -> Result<Vec<String>> {
     let t = now();
     let mut removed = Vec::new();
-    for (name, info) in list(storage)? {
-        if all || info.expired(t) || info.holder_is_gone() {
-            remove(storage, &name)?;
-            removed.push(info);
+    for (name, info) in read_all(storage)? {
+        match info {
+            Ok(info) if all || info.expired(t) || info.holder_is_gone() => {
+                remove(storage, &name)?;
+                removed.push(info.describe());
+            }
+            Ok(_) => {}
+            // what the error about an unreadable lock tells the user to run
+            Err(_) if all => {
+                remove(storage, &name)?;
+                removed.push(format!("the unreadable lock file {LOCKS}/{name}"));
+            }
+            // kept: nothing says whose it is; `list` names it
+            Err(_) => {}
         }
     }
     Ok(removed)
@@ -175,7 +228,7 @@ impl Shared {
         // a margin for clocks of other hosts running slightly ahead
         let margin = lease_ms() / 10;
         let still_ours = match self.storage.read(&self.path()) {
-            Ok(bytes) => serde_json::from_slice::<LockInfo>(&bytes)
+            Ok(bytes) => LockInfo::decode(&bytes)
                 .map(|i| i.pid == info.pid && i.created == info.created)
                 .unwrap_or(false),
             Err(e) if e.kind() == ErrorKind::NotFound => false,
@@ -227,7 +280,7 @@ impl RepoLock {
             let info = LockInfo {
                 version: 1,
                 exclusive,
-                command: command.to_string(),
+                command: label::clean(command, label::MAX_LABEL),
                 host: super::host_name(),
                 user: super::user_name(),
                 pid: std::process::id(),
@@ -337,6 +390,86 @@ impl Drop for RepoLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample() -> LockInfo {
+        LockInfo {
+            version: 1,
+            exclusive: true,
+            command: "prune".into(),
+            host: "db1".into(),
+            user: "ops".into(),
+            pid: 4242,
+            pid_start: 81237,
+            created: "2026-11-21T03:00:00.000000000Z".into(),
+            expires: 1_795_230_600_000,
+        }
+    }
+
+    fn decoded(info: &LockInfo) -> Result<LockInfo> {
+        LockInfo::decode(&serde_json::to_vec(info).unwrap())
+    }
+
+    #[test]
+    fn a_written_lock_decodes_and_planted_text_is_rejected_without_repeating_it() {
+        let ok = decoded(&sample()).unwrap();
+        assert_eq!(ok.describe(), sample().describe());
+        let bad = |info: LockInfo, says: &str| {
+            let e = decoded(&info).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Corrupt);
+            assert!(e.message().contains(says), "{e}");
+            assert!(!e.message().contains('\u{1b}'), "{e:?}");
+        };
+        let esc = "\u{1b}]0;pwned\u{7}";
+        bad(
+            LockInfo {
+                command: format!("prune{esc}"),
+                ..sample()
+            },
+            "its command holds a control character",
+        );
+        bad(
+            LockInfo {
+                host: format!("db1{esc}"),
+                ..sample()
+            },
+            "its host holds a control character",
+        );
+        bad(
+            LockInfo {
+                user: "ops\u{9b}2J".into(),
+                ..sample()
+            },
+            "its user holds a control character",
+        );
+        bad(
+            LockInfo {
+                created: format!("now{esc}"),
+                ..sample()
+            },
+            "its creation time holds a control character",
+        );
+        bad(
+            LockInfo {
+                host: "h".repeat(300),
+                ..sample()
+            },
+            "its host is 300 bytes",
+        );
+        bad(
+            LockInfo {
+                version: 2,
+                ..sample()
+            },
+            "has version 2",
+        );
+        // serde names unknown fields: escaped, not repeated raw
+        let planted = br#"{"version":1,"\u001b[2J":1}"#;
+        let e = LockInfo::decode(planted).unwrap_err();
+        assert!(e.message().contains("\\u{1b}[2J"), "{e}");
+        assert!(!e.message().contains('\u{1b}'), "{e:?}");
+        let e = LockInfo::decode(&vec![b' '; MAX_LEN + 1]).unwrap_err();
+        assert!(e.message().contains("more than 4096"), "{e}");
+    }
 
     #[test]
     fn this_process_is_alive_and_a_reused_pid_is_not() {

@@ -15,9 +15,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::format::config::{self, ChunkerParams, RepoConfig};
 use crate::format::envelope::{self, Binding, ObjectType};
 use crate::format::keyfile::KeyFile;
-use crate::format::pack;
 use crate::format::snapshot::Snapshot;
 use crate::format::{BlobId, METADATA_CAP, PackId, RepoId, SnapshotId};
+use crate::format::{label, pack};
 use crate::index::{BlobLocation, Index};
 use crate::storage::{Location, Storage};
 
@@ -181,13 +181,15 @@ pub fn host_name() -> String {
         return "unknown".into();
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
+    label::clean(&String::from_utf8_lossy(&buf[..end]), label::MAX_LABEL)
 }
 
 pub fn user_name() -> String {
-    std::env::var("USER")
+    let name = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| format!("uid{}", unsafe { libc::getuid() }))
+        .unwrap_or_else(|_| format!("uid{}", unsafe { libc::getuid() }));
+    // written into lock and key files, which readers check (label.rs)
+    label::clean(&name, label::MAX_LABEL)
 }
 
 pub fn now_rfc3339() -> String {
@@ -340,8 +342,11 @@ impl Repo {
             let bytes = storage.read(&format!("{KEYS}/{name}"))?;
             match KeyFile::parse(&bytes) {
                 Ok(kf) if kf.id == name => key_files.push(kf),
-                Ok(_) => eprintln!("warning: key file {name} names another id; skipped"),
-                Err(e) => eprintln!("warning: key file {name}: {e}; skipped"),
+                Ok(_) => eprintln!(
+                    "warning: key file {} names another id; skipped",
+                    label::shown(&name)
+                ),
+                Err(e) => eprintln!("warning: key file {}: {e}; skipped", label::shown(&name)),
             }
         }
         if key_files.is_empty() {
@@ -834,7 +839,7 @@ impl Repo {
         for name in self.storage.list(KEYS)? {
             match KeyFile::parse(&self.storage.read(&format!("{KEYS}/{name}"))?) {
                 Ok(kf) => out.push(kf),
-                Err(e) => eprintln!("warning: key file {name}: {e}; not listed"),
+                Err(e) => eprintln!("warning: key file {}: {e}; not listed", label::shown(&name)),
             }
         }
         Ok(out)
