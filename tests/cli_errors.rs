@@ -285,6 +285,45 @@ fn unknown_snapshot_or_entry_is_exit_13() {
     assert_eq!(r.dump(&[&id[..6]]), b"data");
 }
 
+/// Error messages carry outside text (file names, a child's stderr, a
+/// server's reply): control characters in it are shown escaped, never
+/// written to the terminal raw.
+#[test]
+fn control_characters_in_error_messages_are_escaped() {
+    let r = TestRepo::small_chunks();
+    let missing = r.path("gone\u{1b}]0;pwned\u{7}");
+    let o = r.run(&[
+        OsStr::new("backup"),
+        OsStr::new("--name"),
+        OsStr::new("v"),
+        missing.as_os_str(),
+    ]);
+    assert_code(&o, 13);
+    assert!(
+        !o.stderr.contains(&0x1b) && !o.stderr.contains(&0x07),
+        "{o:?}"
+    );
+    let err = stderr_of(&o);
+    assert!(
+        err.contains("gone\\u{1b}]0;pwned\\u{7} does not exist"),
+        "{err}"
+    );
+    // a dump command's stderr, quoted in the error, likewise
+    let o = backup_command(
+        &r,
+        "db",
+        &["sh", "-c", "printf 'bad\\033[2J\\n' >&2; exit 3"],
+    );
+    assert_code(&o, 15);
+    let err = stderr_of(&o);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("coffre: error:") && !last.contains('\u{1b}'),
+        "{err:?}"
+    );
+    assert!(last.contains("bad\\u{1b}[2J"), "{err:?}");
+}
+
 #[test]
 fn usage_errors_are_exit_2() {
     let r = TestRepo::small_chunks();

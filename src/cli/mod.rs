@@ -69,7 +69,10 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) if e.is_broken_pipe() => 0,
         Err(e) => {
-            eprintln!("coffre: error: {e}");
+            // messages carry text from outside: file names, a child's stderr,
+            // a remote server's reply; none of it may drive the terminal
+            let message = e.to_string();
+            eprintln!("coffre: error: {}", crate::format::label::shown(&message));
             e.kind().exit_code()
         }
     }
