@@ -1025,6 +1025,55 @@ fn repository_files_are_private() {
     );
 }
 
+/// Names in a tree come from wherever the files came from (an uploads
+/// directory: from the web): `ls` shows control characters in them escaped,
+/// one entry per line; `ls --json` and the restore keep them exact.
+#[test]
+fn ls_escapes_control_characters_in_names_and_restore_keeps_them() {
+    let r = TestRepo::small_chunks();
+    let src = r.path("uploads");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("cv\u{1b}]0;pwned\u{7}.pdf"), b"pdf").unwrap();
+    fs::write(src.join("two\nlines.txt"), b"txt").unwrap();
+    symlink("target\u{1b}[2J", src.join("link")).unwrap();
+    r.backup_path("uploads", &src);
+
+    let o = r.run(&["ls", "latest", "--name", "uploads"]);
+    assert_ok(&o);
+    assert!(
+        !o.stdout.contains(&0x1b) && !o.stdout.contains(&0x07),
+        "{o:?}"
+    );
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(out.lines().count(), 3, "one line per entry: {out}");
+    for shown in [
+        "cv\\u{1b}]0;pwned\\u{7}.pdf",
+        "two\\u{a}lines.txt",
+        "link -> target\\u{1b}[2J",
+    ] {
+        assert!(out.contains(shown), "{shown} in {out}");
+    }
+
+    let o = r.run(&["ls", "latest", "--name", "uploads", "--json"]);
+    assert_ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut paths: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        ["cv\u{1b}]0;pwned\u{7}.pdf", "link", "two\nlines.txt"]
+    );
+
+    let dst = r.path("restored");
+    assert_ok(&r.restore_to("uploads", &dst, &[]));
+    assert_trees_equal(&src, &dst, CompareOpts::all());
+}
+
 /// Key files are plaintext and the storage is not trusted: a real key file
 /// whose host was rewritten to hold an escape sequence, and a stray file
 /// whose name holds one, are skipped with warnings that show neither raw;

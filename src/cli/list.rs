@@ -7,10 +7,10 @@ use indicatif::HumanBytes;
 use super::args::{Global, LsArgs, SnapshotsArgs};
 use super::{filter, local_time, open_repo, print_json, rfc3339};
 use crate::error::{Error, Result};
-use crate::format::ObjectType;
 use crate::format::snapshot::EntryKind;
 use crate::format::tree::{NodeKind, Tree};
 use crate::format::{BlobId, SnapshotId};
+use crate::format::{ObjectType, label};
 use crate::index::SnapshotRow;
 use crate::repo::Repo;
 
@@ -157,10 +157,12 @@ fn list_tree(
                 "target": n.target.as_ref().map(|t| t.lossy()),
             })),
             None => {
+                // names come from wherever the files came from (an uploads
+                // directory: from the web); shown escaped, one per line
                 let target = n
                     .target
                     .as_ref()
-                    .map(|t| format!(" -> {}", t.lossy()))
+                    .map(|t| format!(" -> {}", label::shown(&t.lossy())))
                     .unwrap_or_default();
                 outln!(
                     "{} {:>5} {:>5} {:>12} {} {}{}",
@@ -169,7 +171,7 @@ fn list_tree(
                     n.gid,
                     n.size,
                     mtime,
-                    path.display(),
+                    label::shown(&path.to_string_lossy()),
                     target
                 );
             }
@@ -218,7 +220,13 @@ pub fn ls(g: &Global, a: LsArgs) -> Result<i32> {
                         .or_else(|| e.command.as_ref().map(|c| c.join(" ")))
                         .or_else(|| e.path.as_ref().map(|p| p.lossy()))
                         .unwrap_or_else(|| "stdin".into());
-                    outln!("{:<24} {:<6} {:>12}  {}", e.name, kind, HumanBytes(e.size).to_string(), from);
+                    outln!(
+                        "{:<24} {:<6} {:>12}  {}",
+                        e.name,
+                        kind,
+                        HumanBytes(e.size).to_string(),
+                        label::shown(&from)
+                    );
                 }
             }
         } else if let Some(tree) = &e.tree {

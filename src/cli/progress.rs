@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::format::label;
 use crate::pipeline::Progress;
 
 pub struct Bar {
@@ -94,8 +95,8 @@ impl Progress for Bar {
     }
     fn warn(&self, message: &str) {
         match &self.bar {
-            Some(b) => b.suspend(|| eprintln!("warning: {message}")),
-            None => eprintln!("warning: {message}"),
+            Some(b) => b.suspend(|| eprintln!("warning: {}", label::shown(message))),
+            None => eprintln!("warning: {}", label::shown(message)),
         }
     }
 }

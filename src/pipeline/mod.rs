@@ -42,7 +42,8 @@ pub trait Progress: Send + Sync {
     fn objects(&self, _done: u64, _total: u64) {}
     /// Something was skipped; the operation goes on.
     fn warn(&self, message: &str) {
-        eprintln!("warning: {message}");
+        // it may quote a file name: shown escaped (format/label.rs)
+        eprintln!("warning: {}", crate::format::label::shown(message));
     }
 }
 
