@@ -276,5 +276,14 @@ fn main() {
     out.put("keyfile", &kf.to_bytes());
     out.put("keyfile", &serde_json::to_vec(&kf).unwrap());
 
+    // lock: one as `RepoLock::acquire` writes it
+    let lock = serde_json::json!({
+        "version": 1, "exclusive": false, "command": "backup", "host": "db1", "user": "root",
+        "pid": 4242, "pid_start": 81237, "created": "2026-11-21T03:00:00.000000000Z",
+        "expires": 1795230600000i64,
+    });
+    coffre::repo::lock::LockInfo::decode(lock.to_string().as_bytes()).unwrap();
+    out.put("lock", lock.to_string().as_bytes());
+
     eprintln!("wrote {} seed files under {}", out.count, out.dir.display());
 }
