@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use coffre::format::chunklist;
+use coffre::format::snapshot::Entry;
 use coffre::format::{BlobId, ObjectType};
 use coffre::pipeline::{NoProgress, restore_stream};
 use coffre::repo::{Repo, pack_path};
@@ -113,9 +114,8 @@ fn main() {
     );
 }
 
-/// Every chunk of the latest snapshot's entry `name`, in stream order,
-/// read from its pack into memory.
-fn load_chunks(repo: &Repo, index: &coffre::index::Index, name: &str) -> Vec<Sealed> {
+/// The entry `name` of the latest snapshot that has one.
+fn latest_entry(repo: &Repo, index: &coffre::index::Index, name: &str) -> Entry {
     let rows = index.snapshots().expect("snapshots");
     let filter = Filter {
         name: Some(name.to_string()),
@@ -123,7 +123,13 @@ fn load_chunks(repo: &Repo, index: &coffre::index::Index, name: &str) -> Vec<Sea
     };
     let row = select::select(&rows, "latest", None, &filter).expect("a snapshot with the entry");
     let snap = repo.load_snapshot(&row.id).expect("snapshot");
-    let entry = snap.entry(name).expect("the entry");
+    snap.entry(name).expect("the entry").clone()
+}
+
+/// Every chunk of the latest snapshot's entry `name`, in stream order,
+/// read from its pack into memory.
+fn load_chunks(repo: &Repo, index: &coffre::index::Index, name: &str) -> Vec<Sealed> {
+    let entry = latest_entry(repo, index, name);
     assert!(
         entry.tree.is_none(),
         "{name:?} is a tree; the floor is for streams"
@@ -159,14 +165,7 @@ fn load_chunks(repo: &Repo, index: &coffre::index::Index, name: &str) -> Vec<Sea
 /// The entry through `restore_stream` (what `coffre dump` runs after
 /// opening the repository) into `io::sink`; returns the wall time.
 fn through_pipeline(repo: &Repo, index: &coffre::index::Index, name: &str) -> Duration {
-    let rows = index.snapshots().expect("snapshots");
-    let filter = Filter {
-        name: Some(name.to_string()),
-        ..Default::default()
-    };
-    let row = select::select(&rows, "latest", None, &filter).expect("a snapshot with the entry");
-    let snap = repo.load_snapshot(&row.id).expect("snapshot");
-    let content = snap.entry(name).expect("the entry").content();
+    let content = latest_entry(repo, index, name).content();
     let started = Instant::now();
     restore_stream(repo, &content, &mut std::io::sink(), &NoProgress).expect("restore");
     started.elapsed()
