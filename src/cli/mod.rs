@@ -48,12 +48,15 @@ pub fn main() -> i32 {
     // on another; with glibc's sliding mmap threshold they end up in arenas
     // that never shrink (RSS grew with the input: 400 MB for a 1 GB dump). A
     // fixed mmap threshold returns them to the system; two arenas and an
-    // 8 MiB trim threshold bound what freed memory is kept (peak RSS ~90 MB
-    // with the default 64 MiB Argon2, against ~100 MB).
+    // 8 MiB trim threshold bound what freed memory is kept. The threshold is
+    // 1 MiB, below the average chunk: at 4 MiB, the sealed blobs and chunk
+    // buffers under it piled up in the arenas between packs, and a backup of
+    // 256 MiB of noise peaked at 74-101 MiB (59-77 at 1 MiB; the anchors
+    // backups 83-86 -> 74 MiB, as fast: pooled buffers are not reallocated).
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only tunes the allocator; called before any threads start.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
