@@ -46,17 +46,17 @@ pub fn clean(s: &str, max: usize) -> String {
 /// file (serde repeats unknown field names), for a message: control
 /// characters escaped (`\u{1b}`), the rest as it is.
 pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
-    match text.chars().any(char::is_control) {
-        true => text
-            .chars()
-            .map(|c| match c.is_control() {
-                true => c.escape_unicode().to_string(),
-                false => c.to_string(),
-            })
-            .collect::<String>()
-            .into(),
-        false => text.into(),
+    if !text.chars().any(char::is_control) {
+        return text.into();
     }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c.is_control() {
+            true => out.extend(c.escape_unicode()),
+            false => out.push(c),
+        }
+    }
+    out.into()
 }
 
 #[cfg(test)]
