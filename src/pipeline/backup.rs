@@ -158,13 +158,13 @@ impl<'r> BackupSession<'r> {
     fn submit(&self, batch: crate::repo::PackBatch) -> Result<()> {
         let tx = self.pack_tx.lock().unwrap().clone();
         match tx {
-            Some(tx) => tx.send(batch).map_err(|_| {
-                self.writer_error
-                    .lock()
-                    .unwrap()
-                    .take()
-                    .unwrap_or_else(|| Error::other("the pack writer stopped"))
-            }),
+            // the writer's own error is left for `with_writer` to return:
+            // when two workers find it stopped, the one whose error reaches
+            // the caller must not be the one that says only "stopped" (a
+            // lost lease, exit 12, was reported as exit 1)
+            Some(tx) => tx
+                .send(batch)
+                .map_err(|_| Error::other("the pack writer stopped")),
             None => self.write_batch(batch),
         }
     }
