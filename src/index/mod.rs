@@ -87,8 +87,14 @@ pub struct PackUsage {
     /// The pack file's size.
     pub size: u64,
     /// Where its blob data ends (its header follows), as far as the index
-    /// knows its blobs.
+    /// knows its blobs: exact only when `indexed_blobs == blobs`.
     pub data_len: u64,
+    /// Blobs its header lists.
+    pub blobs: u64,
+    /// Blobs the index locates in it: fewer than `blobs` when some are
+    /// copies of blobs the index locates elsewhere (two backups stored the
+    /// same new chunk at once, or a found pack repeated indexed blobs).
+    pub indexed_blobs: u64,
     pub live_blobs: u64,
     pub live_bytes: u64,
 }
@@ -501,7 +507,7 @@ impl Index {
     pub fn pack_usage(&self) -> Result<Vec<PackUsage>> {
         let mut st = self.conn.prepare(
             "SELECT p.name, p.size, coalesce(max(b.offset + b.length), 0),
-                    count(l.id),
+                    p.blobs, count(b.id), count(l.id),
                     coalesce(sum(CASE WHEN l.id IS NULL THEN 0 ELSE b.length END), 0)
              FROM packs p
              LEFT JOIN blobs b ON b.pack = p.id
@@ -515,16 +521,20 @@ impl Index {
                 r.get::<_, i64>(2)?,
                 r.get::<_, i64>(3)?,
                 r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
             ))
         })?;
         let mut out = Vec::new();
         for r in rows {
-            let (name, size, data_len, live_blobs, live_bytes) = r?;
+            let (name, size, data_len, blobs, indexed_blobs, live_blobs, live_bytes) = r?;
             out.push(PackUsage {
                 pack: PackId::from_slice(&name)
                     .ok_or_else(|| Error::corrupt("index holds a bad pack id"))?,
                 size: size as u64,
                 data_len: data_len as u64,
+                blobs: blobs as u64,
+                indexed_blobs: indexed_blobs as u64,
                 live_blobs: live_blobs as u64,
                 live_bytes: live_bytes as u64,
             });
