@@ -136,33 +136,6 @@ fn prune_repacks_packs_that_are_mostly_unused() {
     assert!(r.dump(&[&keep, "--name", "a"]) == a);
 }
 
-/// The repository of `r`, opened by the test with its write lock.
-fn open_repo(r: &TestRepo) -> coffre::repo::Repo {
-    let location = coffre::storage::Location::parse(r.repo.to_str().unwrap()).unwrap();
-    let password = r.password.clone();
-    coffre::repo::Repo::open_locked(
-        &location,
-        move || Ok(zeroize::Zeroizing::new(password)),
-        false,
-        "test",
-        std::time::Duration::ZERO,
-    )
-    .unwrap()
-}
-
-/// How many copies of `id` the pack files hold, by their headers.
-fn copies_stored(r: &TestRepo, id: &coffre::format::BlobId) -> usize {
-    let repo = open_repo(r);
-    repo.pack_files()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let (_, entries) = repo.read_pack_header(p).unwrap();
-            entries.iter().filter(|e| e.id == *id).count()
-        })
-        .sum()
-}
-
 /// Two backups that store the same new chunk at once leave a pack holding a
 /// copy the index does not point at (it keeps the first location). When
 /// that copy lies after the pack's last indexed blob, prune used to see no
@@ -177,7 +150,7 @@ fn prune_drops_a_second_copy_stored_after_a_packs_last_indexed_blob() {
     // below the minimum chunk size: one chunk each, the whole input
     let a = random_bytes(12 << 10, 40);
     let id_a = backup(&r, "a", &a);
-    let repo = open_repo(&r);
+    let repo = r.open();
     let blob_a = repo.keys().blob_id(&a);
     let b = (41..)
         .map(|seed| random_bytes(12 << 10, seed))
@@ -199,7 +172,7 @@ fn prune_drops_a_second_copy_stored_after_a_packs_last_indexed_blob() {
     let v = r.backup_bytes("b", &b, &[]);
     assert_eq!(v["bytes_new"], 0, "{v}");
     let id_b = v["snapshot"].as_str().unwrap().to_string();
-    assert_eq!(copies_stored(&r, &blob_a), 2);
+    assert_eq!(r.stored_copies()[&blob_a], 2);
 
     let dry = json_of(&r.run(&["prune", "--dry-run", "--json"]));
     assert_eq!(dry["packs_repacked"], 1, "{dry}");
@@ -215,8 +188,8 @@ fn prune_drops_a_second_copy_stored_after_a_packs_last_indexed_blob() {
         u64_of(&p, "bytes_freed") > a.len() as u64,
         "the copy of a was freed: {p}"
     );
-    assert_eq!(copies_stored(&r, &blob_a), 1);
-    assert_eq!(copies_stored(&r, &blob_b), 1);
+    let copies = r.stored_copies();
+    assert_eq!((copies[&blob_a], copies[&blob_b]), (1, 1));
     assert!(r.dump(&[&id_a, "--name", "a"]) == a);
     assert!(r.dump(&[&id_b, "--name", "b"]) == b);
     assert_ok(&r.run(&["check"]));

@@ -1081,3 +1081,110 @@ fn a_second_prune_rewrites_nothing() {
         assert_eq!(p["bytes_unused_left"], 0, "nothing is unused: {p}");
     }
 }
+
+/// Backups of two series, a forget of a third and a prune, all running at
+/// once, round after round, with `--lock-wait` so that each waits for the
+/// locks it conflicts with. The two backups of a round read the same new
+/// data at the same pace, so both may store the same new chunks (the index
+/// keeps the first copy; the other stays in its pack, unindexed). Every run
+/// must succeed, the repository must hold exactly the snapshots the model
+/// says, each restoring byte for byte; after a last prune with
+/// `--max-unused 0%`, every blob is stored once and nothing is left for
+/// another prune.
+#[test]
+fn backups_forget_and_prune_at_once_lose_nothing_and_keep_one_copy() {
+    let t0 = Instant::now();
+    let r = TestRepo::small_chunks();
+    let bases: Vec<Vec<u8>> = (0..3).map(|k| random_bytes(MIB, 200 + k)).collect();
+    // (snapshot id, series = entry name, bytes), oldest first
+    let mut model: Vec<(String, String, Vec<u8>)> = Vec::new();
+    for (k, base) in bases.iter().enumerate() {
+        let name = format!("s{k}");
+        model.push((backup(&r, &name, base), name, base.clone()));
+    }
+    let wait = ["--lock-wait", "2m"];
+    for round in 0..4u64 {
+        let forgotten = format!("s{}", round % 3);
+        let shared = random_bytes(MIB + 4321, 300 + round);
+        let mut running = Vec::new();
+        for (i, k) in (0..3).filter(|k| format!("s{k}") != forgotten).enumerate() {
+            let name = format!("s{k}");
+            let own = random_bytes(256 << 10, 400 + round * 10 + i as u64);
+            let data = [&shared[..], &own, &bases[k]].concat();
+            let mut c = r.cmd();
+            c.args(["backup", "--name", &name, "--stdin", "--json"])
+                .args(wait)
+                .stdin(Stdio::piped());
+            let (p, stdin) = Proc::spawn(c);
+            let feed = Feeder::start(stdin.unwrap(), data.clone(), 0, PAUSE);
+            running.push((p, feed, name, data));
+        }
+        for (_, f, _, _) in &mut running {
+            f.release();
+        }
+        let (forget, prune) = std::thread::scope(|s| {
+            let forget = s.spawn(|| {
+                let args = ["forget", "--keep-last", "1", "--name", &forgotten];
+                r.run(&[&args[..], &wait].concat())
+            });
+            // deletes what forget freed, repacks nothing: copies stored
+            // twice stay for the last prune
+            let prune =
+                s.spawn(|| r.run(&[&["prune", "--max-unused", "100%"][..], &wait].concat()));
+            (forget.join().unwrap(), prune.join().unwrap())
+        });
+        assert_ok(&forget);
+        assert_ok(&prune);
+        // forget kept the newest of its series: no backup of it ran meanwhile
+        let newest = model.iter().rposition(|(_, n, _)| *n == forgotten).unwrap();
+        let keep_id = model[newest].0.clone();
+        model.retain(|(id, n, _)| *n != forgotten || *id == keep_id);
+        for (p, f, name, data) in running {
+            f.finish();
+            let o = p.finish(Duration::from_secs(120));
+            assert_ok(&o);
+            let v = parse_json_line(&o);
+            assert_eq!(u64_of(&v, "bytes_read"), data.len() as u64);
+            model.push((v["snapshot"].as_str().unwrap().to_string(), name, data));
+        }
+        let listed: BTreeSet<String> = r.snapshot_ids().into_iter().collect();
+        let expected: BTreeSet<String> = model.iter().map(|(id, _, _)| id.clone()).collect();
+        assert_eq!(
+            listed, expected,
+            "round {round}: the snapshots the model holds"
+        );
+        let dumps: Vec<(&str, &str, &[u8])> = model
+            .iter()
+            .map(|(id, n, d)| (id.as_str(), n.as_str(), &d[..]))
+            .collect();
+        assert_dumps(&r, &dumps);
+    }
+    scrub_clean(&r);
+    let stored_twice = r.stored_copies().values().filter(|n| **n > 1).count();
+    prune_json(&r, &["--max-unused", "0%"]);
+    let twice: Vec<_> = r
+        .stored_copies()
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "blobs stored more than once after prune: {twice:?}"
+    );
+    let p = prune_json(&r, &["--max-unused", "0%", "--dry-run"]);
+    assert_eq!(
+        (p["packs_deleted"].as_u64(), p["packs_repacked"].as_u64()),
+        (Some(0), Some(0)),
+        "{p}"
+    );
+    let dumps: Vec<(&str, &str, &[u8])> = model
+        .iter()
+        .map(|(id, n, d)| (id.as_str(), n.as_str(), &d[..]))
+        .collect();
+    assert_dumps(&r, &dumps);
+    check_clean(&r);
+    eprintln!(
+        "backups_forget_and_prune_at_once: {:?}, {stored_twice} blob(s) stored twice before the last prune",
+        t0.elapsed()
+    );
+}

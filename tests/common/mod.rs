@@ -292,6 +292,34 @@ impl TestRepo {
         out
     }
 
+    /// The repository, opened by the test process itself (through the
+    /// library) under a shared lock: for what the command line does not show.
+    pub fn open(&self) -> coffre::repo::Repo {
+        let location = coffre::storage::Location::parse(self.repo.to_str().unwrap()).unwrap();
+        let password = self.password.clone();
+        coffre::repo::Repo::open_locked(
+            &location,
+            move || Ok(zeroize::Zeroizing::new(password)),
+            false,
+            "test",
+            Duration::ZERO,
+        )
+        .expect("open the repository")
+    }
+
+    /// How many copies of each blob the pack files hold, by their headers.
+    pub fn stored_copies(&self) -> std::collections::BTreeMap<coffre::format::BlobId, usize> {
+        let repo = self.open();
+        let mut out = std::collections::BTreeMap::new();
+        for p in repo.pack_files().unwrap() {
+            let (_, entries) = repo.read_pack_header(&p).unwrap();
+            for e in entries {
+                *out.entry(e.id).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
     pub fn snapshot_files(&self) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = fs::read_dir(self.repo.join("snapshots"))
             .unwrap()
