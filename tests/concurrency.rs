@@ -1082,6 +1082,16 @@ fn a_second_prune_rewrites_nothing() {
     }
 }
 
+/// Each (snapshot id, entry name, bytes) of `model` dumps exactly those bytes.
+#[track_caller]
+fn assert_model_dumps(r: &TestRepo, model: &[(String, String, Vec<u8>)]) {
+    let dumps: Vec<(&str, &str, &[u8])> = model
+        .iter()
+        .map(|(id, n, d)| (id.as_str(), n.as_str(), &d[..]))
+        .collect();
+    assert_dumps(r, &dumps);
+}
+
 /// Backups of two series, a forget of a third and a prune, all running at
 /// once, round after round, with `--lock-wait` so that each waits for the
 /// locks it conflicts with. The two backups of a round read the same new
@@ -1153,11 +1163,7 @@ fn backups_forget_and_prune_at_once_lose_nothing_and_keep_one_copy() {
             listed, expected,
             "round {round}: the snapshots the model holds"
         );
-        let dumps: Vec<(&str, &str, &[u8])> = model
-            .iter()
-            .map(|(id, n, d)| (id.as_str(), n.as_str(), &d[..]))
-            .collect();
-        assert_dumps(&r, &dumps);
+        assert_model_dumps(&r, &model);
     }
     scrub_clean(&r);
     let stored_twice = r.stored_copies().values().filter(|n| **n > 1).count();
@@ -1177,11 +1183,7 @@ fn backups_forget_and_prune_at_once_lose_nothing_and_keep_one_copy() {
         (Some(0), Some(0)),
         "{p}"
     );
-    let dumps: Vec<(&str, &str, &[u8])> = model
-        .iter()
-        .map(|(id, n, d)| (id.as_str(), n.as_str(), &d[..]))
-        .collect();
-    assert_dumps(&r, &dumps);
+    assert_model_dumps(&r, &model);
     check_clean(&r);
     eprintln!(
         "backups_forget_and_prune_at_once: {:?}, {stored_twice} blob(s) stored twice before the last prune",
