@@ -173,6 +173,8 @@ fn prune_drops_a_second_copy_stored_after_a_packs_last_indexed_blob() {
     assert_eq!(v["bytes_new"], 0, "{v}");
     let id_b = v["snapshot"].as_str().unwrap().to_string();
     assert_eq!(r.stored_copies()[&blob_a], 2);
+    // a second copy is not damage
+    assert_ok(&r.run(&["check"]));
 
     let dry = json_of(&r.run(&["prune", "--dry-run", "--json"]));
     assert_eq!(dry["packs_repacked"], 1, "{dry}");
