@@ -178,9 +178,9 @@ pub fn prune(repo: &Repo, opts: &PruneOptions) -> Result<PruneReport> {
 /// Where a pack's blob data ends. The index knows it from its blobs' rows,
 /// unless the pack holds copies of blobs the index locates elsewhere (no row
 /// points at them): then its header says, and copies stored after the last
-/// indexed blob count as unused too. Such packs are rare (two backups that
-/// stored the same new chunk at once), so reading their headers costs little;
-/// before, `--max-unused 0%` could keep a second copy of every such chunk.
+/// indexed blob count as unused too (else no prune would ever remove them).
+/// Such packs are rare (two backups that stored the same new chunk at once),
+/// so reading their headers costs little.
 fn data_len(repo: &Repo, u: &crate::index::PackUsage) -> Result<u64> {
     if u.indexed_blobs >= u.blobs {
         return Ok(u.data_len);
